@@ -1,0 +1,93 @@
+"""Rendered files: the engine project per profile, the proxy project for all profiles, written as YAML with a
+header that says where they came from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from appliance import paths
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _repr_list(dumper: yaml.SafeDumper, data: list):
+    flow = all(isinstance(x, (str, int, float, bool)) for x in data) and len(data) <= 6 and \
+        sum(len(str(x)) for x in data) < 70
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+def _repr_str(dumper: yaml.SafeDumper, data: str):
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+_Dumper.add_representer(list, _repr_list)
+_Dumper.add_representer(tuple, _repr_list)
+_Dumper.add_representer(str, _repr_str)
+
+
+def dump(data: dict) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+
+
+def display_path(path: str | Path) -> str:
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(paths.REPO_DIR))
+    except ValueError:
+        return str(p)
+
+
+def header(sources: list[str], what: str) -> str:
+    src = ", ".join(display_path(s) for s in sources)
+    return (f"# {what}\n# Generated from {src} by `appliance render`.\n"
+            "# Edit the profile, not this file: it is rewritten on every render, up and switch.\n")
+
+
+@dataclass
+class Rendered:
+    path: Path
+    text: str
+
+    def write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(self.text)
+        os.replace(tmp, self.path)
+
+    def is_current(self) -> bool:
+        try:
+            return self.path.read_text() == self.text
+        except OSError:
+            return False
+
+
+def render_engine_files(profile, out_dir: Path, settings=None) -> list[Rendered]:
+    from appliance.render.compose import RenderSettings, render_engine_project
+
+    data = render_engine_project(profile, settings or RenderSettings())
+    text = header([profile.source_file or profile.name],
+                  f"Engine project for profile `{profile.name}` (vLLM, one service per engine).") + dump(data)
+    return [Rendered(out_dir / profile.name / "compose.yaml", text)]
+
+
+def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None,
+                       hosted_overrides: dict[str, str] | None = None) -> list[Rendered]:
+    from appliance.render.litellm import proxy_settings, render_litellm_config, render_proxy_project
+
+    settings = proxy_settings(profiles, lan=lan)
+    sources = [p.source_file or p.name for p in profiles]
+    config = render_litellm_config(profiles, settings, hosted_overrides)
+    compose = render_proxy_project(settings)
+    return [
+        Rendered(out_dir / "proxy" / "compose.yaml",
+                 header(sources, "Proxy project (LiteLLM), shared by every profile.") + dump(compose)),
+        Rendered(out_dir / "proxy" / "litellm.yaml",
+                 header(sources, "LiteLLM proxy config: one model group per alias, hosted fallbacks.") +
+                 dump(config)),
+    ]

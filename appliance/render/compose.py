@@ -1,0 +1,145 @@
+"""Pure: Profile → the engine project's compose dict (one vLLM service per engine).
+
+Host networking (no bridge, no docker-proxy hop), vLLM bound to 127.0.0.1 (only the proxy and the telemetry
+reach it), the model as positional argument after an explicit `entrypoint: ["vllm", "serve"]`, only flags the
+pinned vLLM accepts, GPU reservation per engine, `ipc: host`, the HF cache and the vLLM compile cache as
+volumes, an exec-form python healthcheck with a long start period, and a restart policy.
+
+`RenderSettings(sim=True)` renders the same stack for the simulated rig: the local stand-in image, no NVIDIA
+reservation (no NVIDIA runtime there), the engine's GPUs passed as NVIDIA_VISIBLE_DEVICES and the shared sim
+state directory mounted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance import vllm_spec
+from appliance.fit import engine_gpu_indices
+from appliance.profile import Engine, Profile
+
+ENGINE_HOST = "127.0.0.1"
+PROJECT_PREFIX = "appliance-"
+HF_CACHE_VAR = "${APPLIANCE_HF_CACHE:-~/.cache/huggingface}"
+SECRETS_VAR = "${APPLIANCE_SECRETS_FILE:-~/.config/appliance/secrets.env}"
+VLLM_CACHE_VOLUME = "appliance-vllm-cache"
+START_PERIOD_S = 1800  # download + load + compile of a large model; requests hang (not refused) until ready
+READY_TIMEOUT_S = 1800  # VLLM_ENGINE_READY_TIMEOUT_S (default 600 s is too short for big models on slow disks)
+
+# Option order on the command line: the typed fields first, in this order, then other vLLM options as written.
+_TYPED_ORDER = (
+    "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
+    "gpu_memory_utilization", "dtype", "quantization", "kv_cache_dtype", "enable_prefix_caching",
+    "enable_chunked_prefill", "speculative_config", "enable_auto_tool_choice", "tool_call_parser",
+    "reasoning_parser", "trust_remote_code", "generation_config", "override_generation_config",
+    "limit_mm_per_prompt",
+)
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    sim: bool = False  # the simulated rig (local image, no GPU reservation, sim state mounted)
+    sim_image: str = "appliance-sim-vllm:local"
+    sim_dir: str = "${APPLIANCE_SIM_DIR}"
+    gpu_count: int | None = None  # GPUs on the machine, for `gpus: all`; None = as many as the engines need
+
+
+def project_name(profile: Profile) -> str:
+    return PROJECT_PREFIX + profile.name
+
+
+def normalize_speculative(sc: dict) -> dict:
+    """vLLM rewrites every model-specific MTP alias (qwen3_next_mtp, deepseek_mtp, …) to `mtp` with a
+    deprecation warning; emit `mtp` directly (techref §1.3)."""
+    out = dict(sc)
+    method = out.get("method")
+    if isinstance(method, str) and method in vllm_spec.MTP_ALIASES:
+        out["method"] = "mtp"
+    return out
+
+
+def vllm_options(engine: Engine) -> dict[str, object]:
+    """dest → value for every vLLM option the engine sets (appliance keys and model excluded)."""
+    opts: dict[str, object] = {}
+    names = engine.served_names
+    opts["served_model_name"] = list(names)
+    opts["host"] = ENGINE_HOST
+    opts["port"] = engine.port
+    for dest in _TYPED_ORDER:
+        value = getattr(engine, dest)
+        if dest == "tensor_parallel_size" and value == 1:
+            continue
+        if dest == "pipeline_parallel_size" and value == 1:
+            continue
+        if value is None:
+            continue
+        if dest == "speculative_config":
+            value = normalize_speculative(value)
+        opts[dest] = value
+    for dest, value in engine.vllm_options.items():
+        opts[dest] = value
+    return opts
+
+
+def vllm_argv(engine: Engine) -> list[str]:
+    """The arguments after `vllm serve`: the model (positional), then flags."""
+    return [engine.model] + vllm_spec.to_cli_args(vllm_options(engine)) + list(engine.extra_args)
+
+
+def _healthcheck(port: int) -> dict:
+    probe = (f"import urllib.request; urllib.request.urlopen('http://{ENGINE_HOST}:{port}/health', timeout=5)")
+    return {
+        "test": ["CMD", "python3", "-c", probe],
+        "interval": "10s",
+        "timeout": "10s",
+        "retries": 3,
+        "start_period": f"{START_PERIOD_S}s",
+    }
+
+
+def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -> dict:
+    total = settings.gpu_count or sum(e.gpu_count for e in profile.engines)
+    if profile.gpus != "all":
+        total = max(total, max(profile.gpus) + 1)
+    gpus = engine_gpu_indices(profile, engine, total)
+    env: dict[str, str] = {
+        "VLLM_ENGINE_READY_TIMEOUT_S": str(READY_TIMEOUT_S),
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",  # CUDA's default order is fastest-first; NVML's is PCI order
+    }
+    env.update(engine.env)
+    service: dict = {
+        "image": settings.sim_image if settings.sim else engine.image,
+        "entrypoint": ["vllm", "serve"],
+        "command": vllm_argv(engine),
+        "network_mode": "host",
+        "ipc": "host",
+        "restart": "unless-stopped",
+        "init": True,  # PID 1 forwards SIGTERM and reaps vLLM's worker processes
+        "stop_grace_period": "30s",
+        "env_file": [{"path": SECRETS_VAR, "required": False}],  # HF_TOKEN lives there, never in this file
+        "environment": env,
+        "volumes": [f"{HF_CACHE_VAR}:/root/.cache/huggingface", f"{VLLM_CACHE_VOLUME}:/root/.cache/vllm"],
+        "healthcheck": _healthcheck(engine.port),
+        "labels": {
+            "appliance.profile": profile.name,
+            "appliance.engine": engine.label,
+            "appliance.port": str(engine.port),
+            "appliance.aliases": ",".join(engine.aliases),
+        },
+    }
+    if settings.sim:
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
+        env["APPLIANCE_SIM_DIR"] = settings.sim_dir
+        service["volumes"].append(f"{settings.sim_dir}:{settings.sim_dir}")
+    else:
+        service["deploy"] = {"resources": {"reservations": {"devices": [
+            {"driver": "nvidia", "device_ids": [str(g) for g in gpus], "capabilities": ["gpu"]}]}}}
+    return service
+
+
+def render_engine_project(profile: Profile, settings: RenderSettings = RenderSettings()) -> dict:
+    return {
+        "name": project_name(profile),
+        "services": {e.label: engine_service(profile, e, settings) for e in profile.engines},
+        "volumes": {VLLM_CACHE_VOLUME: {"name": VLLM_CACHE_VOLUME}},
+    }
