@@ -195,7 +195,7 @@ class Problem:
 
 
 def _closest(word: str, options) -> str | None:
-    match = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.5)
     return match[0] if match else None
 
 
@@ -324,6 +324,8 @@ def _pre_normalize_engine(raw: dict) -> dict:
 
 def _pre_normalize(data: dict, problems: list[Problem]) -> dict:
     out = dict(data)
+    if isinstance(out.get("card"), (int, float)) and not isinstance(out.get("card"), bool):
+        out["card"] = str(out["card"])
     if isinstance(out.get("gpus"), list):
         out["gpus"] = tuple(out["gpus"])
     engines = out.get("engines")

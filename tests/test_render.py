@@ -1,0 +1,169 @@
+"""Rendered files: exactly what vLLM 0.19, Compose v2 and LiteLLM 1.106.2 accept, committed and kept in sync."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from appliance import render, vllm_spec
+from appliance.profile import available_files, load_profile
+from appliance.render.compose import RenderSettings, render_engine_project, vllm_argv
+from appliance.render.litellm import render_litellm_config
+
+from conftest import REPO
+
+PROFILES = [load_profile(f) for f in sorted((REPO / "profiles").glob("*.yaml"))]
+
+
+def all_rendered(out, sim=False):
+    files = []
+    for p in PROFILES:
+        files += render.render_engine_files(p, out, RenderSettings(sim=sim))
+    files += render.render_proxy_files(PROFILES, out)
+    return files
+
+
+def test_committed_compose_files_are_current():
+    stale = [str(f.path.relative_to(REPO)) for f in all_rendered(REPO / "compose") if not f.is_current()]
+    assert not stale, f"stale rendered files (run `make render`): {stale}"
+
+
+@pytest.mark.parametrize("p", PROFILES, ids=lambda p: p.name)
+def test_engine_command_is_what_vllm_019_accepts(p):
+    data = render_engine_project(p)
+    for svc in data["services"].values():
+        assert svc["entrypoint"] == ["vllm", "serve"]
+        cmd = svc["command"]
+        assert not cmd[0].startswith("-"), "the model is the first positional argument"
+        assert cmd[0] != "serve"
+        ns = vllm_spec.parse_serve_args(cmd)  # exits 2 (SystemExit) on anything vLLM would reject
+        assert ns.host == "127.0.0.1"
+        assert "--disable-log-stats" not in cmd
+        assert not vllm_spec.unknown_options(cmd)
+        assert svc["network_mode"] == "host" and svc["ipc"] == "host"
+        assert svc["healthcheck"]["test"][:2] == ["CMD", "python3"]
+        assert svc["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+        assert svc["restart"] == "unless-stopped"
+        for value in svc["environment"].values():
+            assert isinstance(value, str)
+
+
+def test_seed_3090_command_matches_the_seed_option_for_option():
+    p = load_profile("rtx3090x4-qwen35-27b")
+    ns = vllm_spec.parse_serve_args(vllm_argv(p.engines[0]))
+    assert ns.model == "cyankiwi/Qwen3.5-27B-AWQ-BF16-INT8"
+    assert ns.tensor_parallel_size == 4 and ns.max_model_len == 262144 and ns.max_num_seqs == 12
+    assert ns.max_num_batched_tokens == 8192 and ns.kv_cache_dtype == "fp8" and ns.enable_prefix_caching
+    assert ns.tool_call_parser == "qwen3_coder" and ns.reasoning_parser == "qwen3"
+    assert ns.speculative_config == {"method": "mtp", "num_speculative_tokens": 2}
+    assert ns.compilation_config == {"cudagraph_capture_sizes": [1, 2, 4, 8, 12]}
+    assert ns.limit_mm_per_prompt == {"image": 10, "video": 2}
+    assert ns.disable_custom_all_reduce and ns.trust_remote_code and ns.use_tqdm_on_load is False
+    assert ns.quantization == "compressed-tensors" and ns.attention_backend == "FLASHINFER"
+    assert str(ns.optimization_level) == "3" and ns.gpu_memory_utilization == 0.9
+    assert ns.override_generation_config["presence_penalty"] == 1.5
+    assert ns.served_model_name == ["cyankiwi/Qwen3.5-27B-AWQ-BF16-INT8", "local", "coder"]
+
+
+def test_sim_render_has_no_reservation_and_mounts_the_sim_dir():
+    p = load_profile("rtx3090x4-two-tier")
+    data = render_engine_project(p, RenderSettings(sim=True, sim_dir="/tmp/simx"))
+    fast, smart = data["services"]["fast"], data["services"]["smart"]
+    assert "deploy" not in fast and fast["image"] == "appliance-sim-vllm:local"
+    assert fast["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0,1"
+    assert smart["environment"]["NVIDIA_VISIBLE_DEVICES"] == "2,3"
+    assert "/tmp/simx:/tmp/simx" in fast["volumes"]
+
+
+def test_files_say_they_are_generated(tmp_path):
+    for f in all_rendered(tmp_path):
+        assert f.text.startswith("# ") and "Edit the profile, not this file" in f.text
+        assert "profiles/" in f.text.splitlines()[1]
+
+
+def test_litellm_config_shape():
+    cfg = render_litellm_config(PROFILES)
+    groups = {m["model_name"]: m for m in cfg["model_list"]}
+    local = groups["local"]
+    assert local["litellm_params"]["api_base"] == "http://127.0.0.1:8000/v1"
+    assert local["litellm_params"]["model"] == "hosted_vllm/local"
+    assert local["model_info"]["id"] == "local:local@8000"
+    assert groups["openai-mini"]["litellm_params"]["api_key"] == "os.environ/OPENAI_API_KEY"
+    rs = cfg["router_settings"]
+    assert rs["cooldown_time"] > 0 and rs["allowed_fails_policy"]["TimeoutErrorAllowedFails"] == 0
+    assert {"local-fast": ["local-smart", "claude"]} in rs["fallbacks"]
+    assert {"local-smart": ["claude"]} in rs["context_window_fallbacks"]
+    assert cfg["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+
+
+def test_no_secret_in_rendered_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-do-not-leak-1234567890")
+    monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-master-do-not-leak-0987654321")
+    for f in all_rendered(tmp_path):
+        assert "do-not-leak" not in f.text
+
+
+def test_alias_on_two_ports_is_refused(tmp_path):
+    from appliance.errors import ProfileError
+
+    other = (REPO / "profiles" / "rtx4060ti16-qwen25-7b.yaml").read_text()
+    f = tmp_path / "moved.yaml"
+    f.write_text(other.replace("name: rtx4060ti16-qwen25-7b", "name: moved").replace("port: 8000", "port: 8010"))
+    with pytest.raises(ProfileError) as exc:
+        render_litellm_config(PROFILES + [load_profile(f)])
+    assert "alias `coder` is on port 8010" in str(exc.value) or "alias `local` is on port 8010" in str(exc.value)
+
+
+def _compose_config(compose_cmd, path, extra_env=None):
+    argv, env = compose_cmd
+    env = dict(env)
+    env.update(extra_env or {})
+    return subprocess.run(argv + ["-f", str(path), "config", "--format", "json"], capture_output=True, text=True,
+                          env=env)
+
+
+@pytest.mark.testbed
+@pytest.mark.parametrize("sim", [False, True], ids=["real", "sim"])
+def test_every_rendered_compose_file_passes_docker_compose_config(compose_cmd, tmp_path, sim):
+    import testbed
+
+    files = [f for f in all_rendered(tmp_path, sim=sim) if f.path.name == "compose.yaml"]
+    assert len(files) == len(PROFILES) + 1
+    for f in files:
+        f.write()
+        out = _compose_config(compose_cmd, f.path, {"APPLIANCE_SIM_DIR": str(tmp_path / "sim"),
+                                                    "APPLIANCE_SECRETS_FILE": str(tmp_path / "secrets.env")})
+        assert out.returncode == 0, f"{f.path}: {out.stderr}"
+        data = json.loads(out.stdout)
+        testbed.assert_host_network_only(data)
+        for svc in data["services"].values():
+            assert svc["network_mode"] == "host"
+
+
+@pytest.mark.testbed
+def test_docker_compose_config_rejects_a_broken_file(compose_cmd, tmp_path):
+    bad = tmp_path / "compose.yaml"
+    bad.write_text("services:\n  x:\n    image: a\n    network_mode: host\n    restart: sometimes-maybe\n")
+    assert _compose_config(compose_cmd, bad).returncode != 0
+
+
+@pytest.mark.proxy
+def test_rendered_litellm_config_loads_in_the_real_litellm(litellm_bin, tmp_path):
+    from appliance.proxyenv import proxy_environment
+
+    files = render.render_proxy_files(PROFILES, tmp_path)
+    cfg = [f for f in files if f.path.name == "litellm.yaml"][0]
+    cfg.write()
+    env = proxy_environment({"LITELLM_MASTER_KEY": "sk-appliance-test-0123456789abcdef",
+                             "OPENAI_API_KEY": "unused", "ANTHROPIC_API_KEY": "unused"})
+    out = subprocess.run([str(litellm_bin), "--config", str(cfg.path), "--validate_config"], capture_output=True,
+                         text=True, env=env, timeout=180)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    n = len(yaml.safe_load(cfg.path.read_text())["model_list"])
+    assert f"config OK ({n} models)" in text
+    assert "is not a valid argument" not in text, "a router_settings key LiteLLM ignores"
+    assert "NOT a valid" not in text
