@@ -1,7 +1,8 @@
-"""Tiny Prometheus text-format writer shaped like prometheus_client's output (stdlib only).
+"""Tiny Prometheus text-format writer shaped like prometheus_client's `generate_latest` (stdlib only).
 
-Counters are exposed as `<name>_total` plus `<name>_created`; histograms as `_bucket{le=…}`, `_count`, `_sum`,
-`_created`; labels in declaration order with `le` last — what vLLM's `/metrics` looks like.
+As prometheus_client 0.26 writes them: counters as a `<name>_total` family plus a `<name>_created` gauge family;
+histograms as `_bucket{le=…}`, `_count`, `_sum` plus a `_created` gauge family; label names sorted; numbers in
+Go's float format (`1.7953e+09`). That is what vLLM's `/metrics` (prometheus_client.make_asgi_app) serves.
 """
 
 from __future__ import annotations
@@ -32,11 +33,20 @@ def buckets_1_2_5(max_value: int) -> tuple[int, ...]:
 
 
 def _fmt(value: float) -> str:
-    if isinstance(value, bool):
-        value = int(value)
-    if value == math.inf:
+    """Go's float formatting as prometheus_client writes it (exponent form for large numbers)."""
+    d = float(value)
+    if d == math.inf:
         return "+Inf"
-    return repr(float(value))
+    if d == -math.inf:
+        return "-Inf"
+    if math.isnan(d):
+        return "NaN"
+    s = repr(d)
+    dot = s.find(".")
+    if d > 0 and dot > 6:
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+0{dot - 1}"
+    return s
 
 
 def _escape(value: object) -> str:
@@ -46,7 +56,7 @@ def _escape(value: object) -> str:
 def _labels(pairs) -> str:
     if not pairs:
         return ""
-    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(pairs)) + "}"
 
 
 class Histogram:
@@ -80,9 +90,10 @@ class Writer:
         self.lines.append(f"{name}{_labels(labels)} 1.0")
 
     def counter(self, name: str, doc: str, samples: list[tuple[list, float]]) -> None:
-        self._head(name, doc, "counter")
+        self._head(f"{name}_total", doc, "counter")
         for extra, value in samples:
             self.lines.append(f"{name}_total{_labels(self.base + list(extra))} {_fmt(value)}")
+        self._head(f"{name}_created", doc, "gauge")
         for extra, _ in samples:
             self.lines.append(f"{name}_created{_labels(self.base + list(extra))} {_fmt(self.created)}")
 
@@ -94,6 +105,7 @@ class Writer:
             self.lines.append(f"{name}_bucket{_labels(self.base + [('le', _fmt(bound))])} {_fmt(cumulative)}")
         self.lines.append(f"{name}_count{_labels(self.base)} {_fmt(cumulative)}")
         self.lines.append(f"{name}_sum{_labels(self.base)} {_fmt(hist.sum)}")
+        self._head(f"{name}_created", doc, "gauge")
         self.lines.append(f"{name}_created{_labels(self.base)} {_fmt(self.created)}")
 
     @staticmethod
