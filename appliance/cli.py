@@ -241,6 +241,173 @@ def _proxy_profiles(extra):
     return list(out.values())
 
 
+
+# --------------------------------------------------------------------------------------------- the running rig
+
+
+def _rig(args):
+    from appliance.stack import Rig
+
+    return Rig(sim=args.sim, runtime=args.runtime)
+
+
+class EventPrinter:
+    """Progress of long operations on the terminal: one line per step, a live line while waiting."""
+
+    def __init__(self, stream=None):
+        import time
+
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.t0 = time.time()
+        self._live = False
+
+    def _clear(self):
+        if self._live:
+            self.stream.write("\r\033[K")
+            self._live = False
+
+    def __call__(self, ev) -> None:
+        import time
+
+        el = f"[{time.time() - self.t0:6.1f} s]"
+        if ev.kind == "wait":
+            if self.tty:
+                self._clear()
+                self.stream.write(f"{el} … {ev.message}"[: 200])
+                self._live = True
+                self.stream.flush()
+                return
+            print(f"{el} … {ev.message}", file=self.stream, flush=True)
+            return
+        self._clear()
+        mark = {"fail": "✗", "rollback": "↺", "done": "✓", "warn": "!", "power": "⚡", "phase": "→"}.get(ev.kind, "·")
+        print(f"{el} {mark} {ev.message}", file=self.stream, flush=True)
+        if ev.kind == "fail":
+            for line in ev.data.get("lines") or []:
+                print(f"           │ {line}", file=self.stream)
+            if ev.data.get("fix"):
+                print(f"           fix: {ev.data['fix']}", file=self.stream, flush=True)
+        if ev.kind == "done" and ev.data.get("timelines"):
+            for engine, phases in ev.data["timelines"].items():
+                steps = " → ".join(f"{p['label']} {p['elapsed_s']:.1f} s" for p in phases if p["phase"] != "ready")
+                print(f"           {engine}: {steps}", file=self.stream, flush=True)
+
+
+def _start_result(result, args) -> int:
+    if args.json:
+        from dataclasses import asdict
+
+        out = {"profile": result.profile, "ok": result.ok, "reason": result.reason,
+               "failed_engine": result.failed_engine, "timelines": result.timelines,
+               "diagnosis": asdict(result.diagnosis) if result.diagnosis else None}
+        print(json.dumps(out, indent=2))
+    return 0 if result.ok else 1
+
+
+def cmd_up(args) -> int:
+    from appliance.profile import load_profile
+    from appliance.stack import Stack
+
+    profile = load_profile(args.profile)
+    stack = Stack(_rig(args), EventPrinter(sys.stderr if args.json else sys.stdout))
+    for w in stack.warnings():
+        stack.emit("warn", w)
+    result = stack.up(profile, force=args.force, timeout_s=args.timeout)
+    if result.ok and not args.json:
+        _print_endpoint_hint(stack)
+    return _start_result(result, args)
+
+
+def cmd_switch(args) -> int:
+    from appliance.profile import load_profile
+    from appliance.stack import Stack
+
+    profile = load_profile(args.profile)
+    stack = Stack(_rig(args), EventPrinter(sys.stderr if args.json else sys.stdout))
+    result = stack.switch(profile, force=args.force, timeout_s=args.timeout, drain_s=args.drain)
+    return _start_result(result, args)
+
+
+def cmd_down(args) -> int:
+    from appliance.stack import Stack
+
+    stack = Stack(_rig(args), EventPrinter())
+    stopped = stack.down(all_=args.all)
+    if not stopped and not args.all:
+        print("nothing was running")
+    return 0
+
+
+def _fmt(v, unit: str, nd: int = 0) -> str:
+    return "–" if v is None else f"{v:.{nd}f} {unit}"
+
+
+def cmd_status(args) -> int:
+    import time
+
+    from appliance.stack import Stack
+    from appliance.telemetry import Sampler
+
+    stack = Stack(_rig(args))
+    sampler = Sampler(stack)
+    try:
+        sampler.sample()
+        time.sleep(max(0.2, args.window))
+        snap = sampler.sample()
+    finally:
+        sampler.close()
+    if args.json:
+        print(json.dumps(snap.to_dict(), indent=2, default=str))
+        return 0
+    rig = "simulated rig" if args.sim else "rig"
+    proxy = f"proxy {snap.proxy.url} ({snap.proxy.status})" if snap.proxy else "proxy not started"
+    print(f"{rig} · profile {snap.profile or '(none running)'} · {proxy}")
+    for w in snap.warnings:
+        print(f"! {w}")
+    if snap.gpus:
+        print(f"\n{'GPU':<4}{'NAME':<27}{'POWER':>8}{'LIMIT':>8}{'TEMP':>8}{'UTIL':>7}{'MEMORY':>19}{'ENERGY':>11}  FLAGS")
+        for g in snap.gpus:
+            mem = (f"{(g.memory_used_bytes or 0) / 2**30:.1f}/{(g.memory_total_bytes or 0) / 2**30:.1f} GiB"
+                   if g.memory_total_bytes else "–")
+            energy = _fmt(g.energy_j / 1000 if g.energy_j is not None else None, "kJ", 1)
+            print(f"{g.index:<4}{g.name[:26]:<27}{_fmt(g.power_w, 'W'):>8}{_fmt(g.power_limit_w, 'W'):>8}"
+                  f"{_fmt(g.temperature_c, '°C'):>8}{_fmt(g.utilization_pct, '%'):>7}{mem:>19}{energy:>11}  "
+                  f"{', '.join(g.throttle_reasons)}")
+    if snap.engines:
+        print(f"\n{'ENGINE':<16}{'STATUS':<11}{'HEALTH':<10}{'GEN':>12}{'PROMPT':>12}{'RUN':>5}{'WAIT':>5}"
+              f"{'KV':>6}{'TTFT p50/p95':>18}{'MTP acc':>9}")
+        for e in snap.engines:
+            s = e.stats
+            ttft = (f"{s.ttft_p50_s * 1000:.0f}/{s.ttft_p95_s * 1000:.0f} ms" if s.ttft_p50_s is not None
+                    and s.ttft_p95_s is not None else "–")
+            acc = _fmt(s.spec_acceptance * 100 if s.spec_acceptance is not None else None, "%")
+            kv = _fmt(s.kv_usage * 100 if s.kv_usage is not None else None, "%")
+            print(f"{e.name[:15]:<16}{e.status:<11}{e.health:<10}{_fmt(s.generation_tps, 'tok/s', 1):>12}"
+                  f"{_fmt(s.prompt_tps, 'tok/s', 1):>12}{_fmt(s.running, ''):>5}{_fmt(s.waiting, ''):>5}{kv:>6}"
+                  f"{ttft:>18}{acc:>9}")
+    if snap.tokens_per_joule is not None:
+        print(f"\nefficiency: {snap.tokens_per_joule:.3f} tok/J · {snap.watts_per_tps:.2f} W per tok/s "
+              f"({_fmt(snap.generation_tps, 'tok/s', 1)} at {_fmt(snap.power_w, 'W')})")
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from appliance.stack import Stack
+
+    stack = Stack(_rig(args))
+    for line in stack.logs(args.engine, follow=args.follow, tail=args.tail):
+        print(line, flush=args.follow)
+    return 0
+
+
+def _print_endpoint_hint(stack) -> None:
+    state = stack.rig.load_state().get("proxy")
+    if state:
+        print(f"\nagents: OPENAI_BASE_URL=http://127.0.0.1:{state['port']}/v1 — `appliance endpoint` prints the "
+              "key and the aliases")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from appliance import __version__
 
@@ -275,6 +442,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim", action="store_true", help="render for the simulated rig (local image, no GPU reservation)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any file is stale")
     p.set_defaults(func=cmd_render)
+
+    def rig_opts(p):
+        p.add_argument("--sim", action="store_true", help="the simulated rig (no GPU, no vLLM image needed)")
+        p.add_argument("--runtime", choices=("docker", "process"), default="docker",
+                       help="run engines under docker (default) or as local processes")
+
+    p = sub.add_parser("up", help="start a profile: fit check, power limits, engines, proxy; follow the startup",
+                       description="Fit check (refuses with the fix when it does not fit; --force overrides), power "
+                                   "limits (the previous ones are remembered for `down`), render, start the engine "
+                                   "project and the proxy, then follow the startup phase by phase. Exit 1 if an "
+                                   "engine fails; the decisive log lines and a fix are shown.")
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--force", action="store_true", help="start even if the fit check says it does not fit")
+    p.add_argument("--timeout", type=float, default=1800, metavar="S", help="give up after S seconds (1800)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
+    rig_opts(p)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("switch", help="replace the running profile; the proxy keeps serving; rolls back on failure",
+                       description="Drains the running engines (requests in flight finish, bounded by --drain), "
+                                   "stops them, starts PROFILE, and if it does not become healthy (crash, OOM, "
+                                   "stuck, timeout) starts the last known good profile again and says why.")
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--timeout", type=float, default=1800, metavar="S")
+    p.add_argument("--drain", type=float, default=30, metavar="S", help="wait at most S s for requests in flight")
+    p.add_argument("--json", action="store_true")
+    rig_opts(p)
+    p.set_defaults(func=cmd_switch)
+
+    p = sub.add_parser("down", help="stop the engines (--all: and the proxy); restore the power limits")
+    p.add_argument("--all", action="store_true", help="also stop the proxy")
+    rig_opts(p)
+    p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("status", help="one snapshot: profile, engines, GPUs (power, energy), tokens/s, queue, KV")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--window", type=float, default=1.0, metavar="S", help="rates over S seconds (1)")
+    rig_opts(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("logs", help="an engine's (or the proxy's) log")
+    p.add_argument("engine", nargs="?", metavar="ENGINE", help="engine name, or `proxy` (default: the first engine)")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--tail", type=int, default=200, metavar="N")
+    rig_opts(p)
+    p.set_defaults(func=cmd_logs)
     return parser
 
 

@@ -1,0 +1,201 @@
+"""Pure metrics math: Prometheus text → samples → rates, quantiles, bounded history.
+
+vLLM exposes counters as `<name>_total` (techref §1.6); rates come from counter deltas between two scrapes and
+are robust to counter resets (an engine restart starts its counters at zero: a drop is treated as a reset,
+the new value counts from zero). Histogram quantiles interpolate inside buckets like PromQL's
+histogram_quantile, over the *increase* between two scrapes (a recent window) or over all time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+VLLM = "vllm:"
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One parse of a /metrics page: value per (name, labels) with labels as a sorted tuple of pairs."""
+
+    t: float
+    values: dict[tuple[str, tuple], float]
+
+    def get(self, name: str, **labels) -> float | None:
+        """Sum of all series of `name` whose labels include `labels`."""
+        total = None
+        for (n, lab), v in self.values.items():
+            if n != name:
+                continue
+            d = dict(lab)
+            if all(d.get(k) == str(val) for k, val in labels.items()):
+                total = (total or 0.0) + v
+        return total
+
+    def series(self, name: str) -> list[tuple[dict, float]]:
+        return [(dict(lab), v) for (n, lab), v in self.values.items() if n == name]
+
+    def buckets(self, name: str) -> list[tuple[float, float]]:
+        """(upper bound, cumulative count) of histogram `name`, summed over label sets other than `le`."""
+        acc: dict[float, float] = {}
+        for (n, lab), v in self.values.items():
+            if n != name + "_bucket":
+                continue
+            le = dict(lab).get("le")
+            if le is None:
+                continue
+            bound = math.inf if le in ("+Inf", "inf") else float(le)
+            acc[bound] = acc.get(bound, 0.0) + v
+        return sorted(acc.items())
+
+
+def parse(text: str, t: float) -> Scrape:
+    """Parse Prometheus exposition text with prometheus-client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values: dict[tuple[str, tuple], float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            values[key] = float(s.value)
+    return Scrape(t, values)
+
+
+def counter_delta(prev: float | None, cur: float | None) -> float:
+    """Increase of a counter between two readings; a drop means the process restarted (reset to 0)."""
+    if cur is None:
+        return 0.0
+    if prev is None:
+        return 0.0
+    if cur < prev:
+        return cur
+    return cur - prev
+
+
+def rate(prev: Scrape | None, cur: Scrape, name: str, **labels) -> float | None:
+    """Per-second increase of counter `name` between two scrapes."""
+    if prev is None:
+        return None
+    dt = cur.t - prev.t
+    if dt <= 0:
+        return None
+    return counter_delta(prev.get(name, **labels), cur.get(name, **labels)) / dt
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """PromQL-style quantile from cumulative buckets [(le, count)], linear inside the bucket."""
+    if not buckets:
+        return None
+    total = buckets[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return prev_bound
+            if count == prev_count:
+                return bound
+            return prev_bound + (bound - prev_bound) * (rank - prev_count) / (count - prev_count)
+        prev_bound, prev_count = bound, count
+    return prev_bound
+
+
+def bucket_increase(prev: Scrape | None, cur: Scrape, name: str) -> list[tuple[float, float]]:
+    """Cumulative buckets of the observations made between two scrapes (all of them when prev is None)."""
+    now = cur.buckets(name)
+    if prev is None:
+        return now
+    before = dict(prev.buckets(name))
+    out = []
+    for bound, count in now:
+        b = before.get(bound, 0.0)
+        out.append((bound, count - b if count >= b else count))
+    return out
+
+
+@dataclass
+class History:
+    """A bounded time series (for plots and sparklines)."""
+
+    maxlen: int = 300
+    points: deque = field(default_factory=deque)
+
+    def add(self, t: float, value: float | None) -> None:
+        self.points.append((t, value))
+        while len(self.points) > self.maxlen:
+            self.points.popleft()
+
+    def values(self) -> list[float]:
+        return [v for _, v in self.points if v is not None]
+
+    def last(self) -> float | None:
+        for _, v in reversed(self.points):
+            if v is not None:
+                return v
+        return None
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """What one /metrics scrape pair says about an engine."""
+
+    generation_tps: float | None = None
+    prompt_tps: float | None = None
+    running: float | None = None
+    waiting: float | None = None
+    kv_usage: float | None = None  # 0–1
+    ttft_p50_s: float | None = None
+    ttft_p95_s: float | None = None
+    spec_acceptance: float | None = None  # accepted / drafted tokens (0–1)
+    spec_mean_accept_len: float | None = None
+    generation_tokens_total: float | None = None
+    prompt_tokens_total: float | None = None
+    requests_total: float | None = None
+
+
+def engine_stats(prev: Scrape | None, cur: Scrape) -> EngineStats:
+    g = lambda n: cur.get(VLLM + n)  # noqa: E731
+    ttft_window = bucket_increase(prev, cur, VLLM + "time_to_first_token_seconds")
+    if not ttft_window or ttft_window[-1][1] <= 0:
+        ttft_window = cur.buckets(VLLM + "time_to_first_token_seconds")  # nothing new: all-time quantiles
+    acc = rate(prev, cur, VLLM + "spec_decode_num_accepted_tokens_total")
+    draft = rate(prev, cur, VLLM + "spec_decode_num_draft_tokens_total")
+    drafts = rate(prev, cur, VLLM + "spec_decode_num_drafts_total")
+    if acc is None or not draft:  # no new drafts in this window: all-time ratio
+        a_all, d_all = g("spec_decode_num_accepted_tokens_total"), g("spec_decode_num_draft_tokens_total")
+        n_all = g("spec_decode_num_drafts_total")
+        acceptance = a_all / d_all if a_all is not None and d_all else None
+        mean_len = 1 + a_all / n_all if a_all is not None and n_all else None
+    else:
+        acceptance = acc / draft
+        mean_len = 1 + acc / drafts if drafts else None
+    return EngineStats(
+        generation_tps=rate(prev, cur, VLLM + "generation_tokens_total"),
+        prompt_tps=rate(prev, cur, VLLM + "prompt_tokens_total"),
+        running=g("num_requests_running"),
+        waiting=g("num_requests_waiting"),
+        kv_usage=g("kv_cache_usage_perc"),
+        ttft_p50_s=histogram_quantile(0.5, ttft_window),
+        ttft_p95_s=histogram_quantile(0.95, ttft_window),
+        spec_acceptance=acceptance,
+        spec_mean_accept_len=mean_len,
+        generation_tokens_total=g("generation_tokens_total"),
+        prompt_tokens_total=g("prompt_tokens_total"),
+        requests_total=g("request_success_total"),
+    )
+
+
+def tokens_per_joule(tokens_per_s: float | None, watts: float | None) -> float | None:
+    if not tokens_per_s or not watts:
+        return None
+    return tokens_per_s / watts
+
+
+def energy_delta(prev_j: float | None, cur_j: float | None) -> float | None:
+    """Energy counter increase; NVML's counter restarts when the driver reloads."""
+    if prev_j is None or cur_j is None:
+        return None
+    return cur_j - prev_j if cur_j >= prev_j else None

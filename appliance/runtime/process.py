@@ -1,0 +1,235 @@
+"""Local processes: the same compose services run as supervised processes (for `appliance demo`, and for owners
+who run vLLM from a Python environment without docker).
+
+Each service runs under `appliance.runtime.supervise` (restart unless stopped, like the compose files say), in
+its own session so it outlives the CLI and the TUI; its status file and log live in the state dir. Only the
+processes started here are ever signalled, by the pid recorded in their status file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from appliance import paths
+from appliance.errors import RuntimeBoundaryError
+from appliance.runtime.base import ServiceState
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines (comments and blanks ignored), like compose's env_file."""
+    out: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out[key.strip()] = value
+    return out
+
+
+class ProcessRuntime:
+    kind = "process"
+
+    def __init__(self, root: Path | None = None, env_file: Path | None = None, litellm: Path | None = None):
+        self.root = root or paths.state_dir() / "processes"
+        self.env_file = env_file
+        self.litellm = litellm
+
+    def _dir(self, project: str) -> Path:
+        return self.root / project
+
+    # -- what to run ------------------------------------------------------------------------------
+    def argv_for(self, service: dict) -> list[str]:
+        entry = list(service.get("entrypoint") or [])
+        command = [str(x) for x in service.get("command") or []]
+        env = service.get("environment") or {}
+        if entry[:1] == ["vllm"]:
+            if env.get("APPLIANCE_SIM_DIR"):
+                return [sys.executable, "-m", "appliance.sim.engine", *entry[1:], *command]
+            vllm = shutil.which("vllm")
+            if not vllm:
+                raise RuntimeBoundaryError("`vllm` is not installed in this environment (--runtime process runs it "
+                                           "directly)", "pip install vllm==0.19.0 here, or use --runtime docker")
+            return [vllm, *entry[1:], *command]
+        if "litellm" in str(service.get("image", "")) or entry[:1] == ["litellm"]:
+            from appliance.proxyenv import litellm_executable
+
+            exe = self.litellm or litellm_executable()
+            if exe is None:
+                raise RuntimeBoundaryError("the LiteLLM proxy environment is missing",
+                                           "run `make install` (it creates .venv-proxy), or set APPLIANCE_LITELLM")
+            return [str(exe), *command]
+        if entry or command:
+            return [*entry, *command]
+        raise RuntimeBoundaryError(f"service has nothing to run: {service}", "this is a bug in the renderer")
+
+    def env_for(self, service: dict) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.env_file:
+            env.update(read_env_file(self.env_file))
+        env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def up(self, project: str, compose_file: Path | None, compose: dict) -> None:
+        d = self._dir(project)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, service in compose.get("services", {}).items():
+            status = d / f"{name}.status.json"
+            if _alive(self._supervisor_pid(d, name)):
+                continue  # already running (idempotent like `compose up -d`)
+            status.unlink(missing_ok=True)
+            argv = self.argv_for(service)
+            env = self.env_for(service)
+            grace = str(service.get("stop_grace_period", "30s")).rstrip("s")
+            env["APPLIANCE_STOP_GRACE_S"] = grace if grace.replace(".", "").isdigit() else "30"
+            env["APPLIANCE_RESTART"] = "no" if service.get("restart") == "no" else "unless-stopped"
+            log = d / f"{name}.log"
+            if log.exists():  # like a new container: a fresh log, the previous run's kept as .log.1
+                os.replace(log, d / f"{name}.log.1")
+            with open(log, "ab") as f:
+                f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} appliance: starting {name}\n".encode())
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "appliance.runtime.supervise", str(status), str(log), "--", *argv],
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            # the pid file is ours; the status file is the supervisor's (no two writers)
+            (d / f"{name}.pid").write_text(str(proc.pid))
+
+    def down(self, project: str, compose_file: Path | None = None, timeout_s: int = 30) -> None:
+        d = self._dir(project)
+        if not d.is_dir():
+            return
+        names = [p.name[: -len(".pid")] for p in d.glob("*.pid")]
+        sups = {n: self._supervisor_pid(d, n) for n in names}
+        for pid in sups.values():
+            if _alive(pid):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout_s + 5
+        while time.monotonic() < deadline and any(_alive(pid) for pid in sups.values()):
+            time.sleep(0.05)
+        for n in names:
+            st = self._read(d / f"{n}.status.json") or {}
+            child = st.get("child_pid")
+            if _alive(child):  # the supervisor died before its child: end the child's whole session
+                try:
+                    os.killpg(child, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if _alive(sups[n]):
+                try:
+                    os.kill(sups[n], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            (d / f"{n}.pid").unlink(missing_ok=True)
+            (d / f"{n}.status.json").unlink(missing_ok=True)
+
+    def stop_service(self, project: str, service: str, timeout_s: int = 30) -> None:
+        pid = self._supervisor_pid(self._dir(project), service)
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+
+    # -- inspection -----------------------------------------------------------------------------------
+    def states(self, project: str) -> list[ServiceState]:
+        out = []
+        d = self._dir(project)
+        for pid_path in sorted(d.glob("*.pid")) if d.is_dir() else []:
+            name = pid_path.name[: -len(".pid")]
+            st = self._read(d / f"{name}.status.json") or {}
+            sup = self._supervisor_pid(d, name)
+            state = st.get("state", "created")
+            if not _alive(sup):
+                status = "exited" if state == "exited" else "dead"
+            elif state == "running" and _alive(st.get("child_pid")):
+                status = "running"
+            elif state == "restarting":
+                status = "restarting"
+            elif state in ("created", "starting"):
+                status = "created"
+            else:
+                status = "restarting"
+            out.append(ServiceState(service=name, status=status,
+                                    exit_code=st.get("exit_code") if status in ("exited", "dead", "restarting")
+                                    else None,
+                                    restarts=int(st.get("restarts", 0)), started_at=st.get("started_at"),
+                                    pid=st.get("child_pid"), ident=str(sup)))
+        return out
+
+    def logs(self, project: str, service: str, tail: int | None = 200, follow: bool = False) -> Iterator[str]:
+        """The service's output; tail=None: all of it."""
+        path = self._dir(project) / f"{service}.log"
+        if not path.exists():
+            return
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+            yield from lines[-tail:] if tail else lines
+            if not follow:
+                return
+            buf = b""
+            while True:
+                chunk = f.read()
+                if not chunk:
+                    time.sleep(0.2)
+                    continue
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    yield line.decode("utf-8", "replace")
+
+    def projects(self) -> list[str]:
+        out = []
+        if self.root.is_dir():
+            for d in sorted(self.root.iterdir()):
+                if d.is_dir() and any(_alive(self._supervisor_pid(d, p.name[: -len(".pid")]))
+                                      for p in d.glob("*.pid")):
+                    out.append(d.name)
+        return out
+
+    @staticmethod
+    def _supervisor_pid(d: Path, name: str) -> int | None:
+        try:
+            return int((d / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def _read(path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None

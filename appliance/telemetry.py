@@ -1,0 +1,163 @@
+"""The sampler: one immutable Snapshot per tick (1 Hz in the TUI), shared by `status`, the TUI and the bench.
+
+Each sample reads the GPUs (NVML or simulated), every engine's /health and /metrics, and the proxy's health and
+metrics — with short timeouts, so a loading or hung engine shows as "loading"/"no answer" instead of stalling
+the sampler. Rates come from the difference to the previous sample; histories are bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from appliance import metrics
+from appliance.gpu.base import GPUReading
+
+HISTORY = 300  # samples kept for plots (5 minutes at 1 Hz)
+
+
+@dataclass(frozen=True)
+class EngineSnap:
+    name: str
+    port: int
+    model: str
+    aliases: tuple[str, ...]
+    gpus: tuple[int, ...]
+    status: str  # running | created | restarting | exited | dead | missing
+    health: str  # healthy | loading | unhealthy | down
+    restarts: int = 0
+    uptime_s: float | None = None
+    stats: metrics.EngineStats = field(default_factory=metrics.EngineStats)
+
+
+@dataclass(frozen=True)
+class ProxySnap:
+    url: str
+    status: str  # running | down | …
+    healthy: bool
+    requests_local: dict = field(default_factory=dict)  # alias → requests served by the local engine
+    requests_fallback: dict = field(default_factory=dict)  # alias → requests served by a fallback
+    fallbacks: float = 0.0
+    errors: float = 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    t: float
+    rig: str  # "sim" | "nvml"
+    profile: str | None
+    gpus: tuple[GPUReading, ...]
+    engines: tuple[EngineSnap, ...]
+    proxy: ProxySnap | None
+    warnings: tuple[str, ...] = ()
+    power_w: float | None = None  # sum over the active profile's GPUs
+    generation_tps: float | None = None  # sum over engines
+    tokens_per_joule: float | None = None
+    watts_per_tps: float | None = None
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+class Sampler:
+    """Samples never overlap (callers run `sample()` from one worker); previous scrapes give the rates."""
+
+    def __init__(self, stack, probe_timeout_s: float = 1.5):
+        self.stack = stack
+        self.timeout = probe_timeout_s
+        self._prev: dict[str, metrics.Scrape] = {}
+        self._client = None
+        self.history: dict[str, metrics.History] = {}
+
+    def _http(self):
+        if self._client is None:
+            from appliance import http
+
+            self._client = http.client(timeout_s=self.timeout)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _hist(self, key: str, t: float, value: float | None) -> None:
+        self.history.setdefault(key, metrics.History(HISTORY)).add(t, value)
+
+    def sample(self) -> Snapshot:
+        from appliance import http
+        from appliance.errors import ApplianceError
+        from appliance.fit import engine_gpu_indices
+
+        t = time.time()
+        rig = self.stack.rig
+        warnings = list(self.stack.warnings())
+        try:
+            gpus = tuple(rig.gpus().read_all())
+        except ApplianceError as exc:
+            gpus = ()
+            warnings.append(f"GPUs: {exc.message}")
+        profile = self.stack.active_profile()
+        engines = []
+        if profile is not None:
+            try:
+                states = {s.service: s for s in rig.runtime.states(self.stack.project(profile.name))}
+            except ApplianceError as exc:
+                states = {}
+                warnings.append(f"runtime: {exc.message}")
+            for e in profile.engines:
+                st = states.get(e.label)
+                health_probe = http.get(self._http(), f"http://127.0.0.1:{e.port}/health")
+                if health_probe.ok:
+                    health = "healthy"
+                elif health_probe.error == "timeout":
+                    health = "loading"  # vLLM accepts TCP and stays silent while it loads
+                elif health_probe.status is not None:
+                    health = "unhealthy"
+                else:
+                    health = "down"
+                stats = metrics.EngineStats()
+                if health == "healthy":
+                    mp = http.get(self._http(), f"http://127.0.0.1:{e.port}/metrics")
+                    if mp.ok and mp.body:
+                        try:
+                            scrape = metrics.parse(mp.body, time.time())
+                            stats = metrics.engine_stats(self._prev.get(e.label), scrape)
+                            self._prev[e.label] = scrape
+                        except ValueError:
+                            warnings.append(f"{e.label}: /metrics could not be parsed")
+                self._hist(f"engine:{e.label}:gen_tps", t, stats.generation_tps)
+                self._hist(f"engine:{e.label}:prompt_tps", t, stats.prompt_tps)
+                uptime = t - st.started_at if st and st.started_at and st.status == "running" else None
+                engines.append(EngineSnap(
+                    name=e.label, port=e.port, model=e.model, aliases=tuple(e.aliases),
+                    gpus=tuple(engine_gpu_indices(profile, e, len(gpus) or e.gpu_count)),
+                    status=st.status if st else "missing", health=health, restarts=st.restarts if st else 0,
+                    uptime_s=uptime, stats=stats))
+        proxy = self._proxy()
+        used = {g for e in engines for g in e.gpus}
+        power = sum(g.power_w for g in gpus if g.index in used and g.power_w is not None) if used else None
+        gen = sum(e.stats.generation_tps or 0 for e in engines) if engines else None
+        for g in gpus:
+            self._hist(f"gpu:{g.index}:power_w", t, g.power_w)
+        self._hist("rig:gen_tps", t, gen)
+        return Snapshot(
+            t=t, rig=rig.gpus().kind if gpus else ("sim" if rig.sim else "nvml"),
+            profile=profile.name if profile else None, gpus=gpus, engines=tuple(engines), proxy=proxy,
+            warnings=tuple(warnings), power_w=power, generation_tps=gen,
+            tokens_per_joule=metrics.tokens_per_joule(gen, power),
+            watts_per_tps=(power / gen) if power and gen else None)
+
+    def _proxy(self) -> ProxySnap | None:
+        from appliance import http
+
+        state = self.stack.rig.load_state().get("proxy")
+        if not state:
+            return None
+        host = "127.0.0.1"
+        url = f"http://{host}:{state['port']}"
+        probe = http.get(self._http(), f"{url}/health/liveliness")
+        return ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
+                                                                      "no answer"), healthy=probe.ok)
