@@ -354,3 +354,22 @@ def test_cuda_visible_devices_picks_gpus(start_engine, rig):
 
 def test_free_port_helper():
     assert 1024 < free_port() < 65536
+
+
+def test_api_key_reasoning_and_bad_parsers(start_engine):
+    ep = start_engine("--api-key", "sekret", "--reasoning-parser", "qwen3")
+    assert httpx.get(ep.url + "/v1/models").status_code == 401
+    assert httpx.get(ep.url + "/health").status_code == 200
+    r = httpx.post(ep.url + CHAT, headers={"Authorization": "Bearer sekret"}, timeout=10,
+                   json={"model": MODEL, "messages": [{"role": "user", "content": "x"}], "max_tokens": 20})
+    msg = r.json()["choices"][0]["message"]
+    assert msg["reasoning"] and msg["content"]
+    bad = start_engine("--enable-auto-tool-choice", "--tool-call-parser", "nope", wait=False)
+    assert bad.wait_exit() == 1 and "KeyError: 'invalid tool call parser: nope (chose from {" in bad.output()
+    bad = start_engine("--quantization", "int4", wait=False)
+    assert bad.wait_exit() == 1 and "Unknown quantization method: int4. Must be one of" in bad.output()
+
+
+def test_memory_check_can_be_turned_off(start_engine):
+    ep = start_engine("--max-model-len", "1000000", env={"APPLIANCE_SIM_MEMORY_CHECK": "0"})
+    assert httpx.get(ep.url + "/v1/models").json()["data"][0]["max_model_len"] == 1000000
