@@ -2,7 +2,8 @@
 
 `APPLIANCE_HOME` puts config and state under one directory (tests, CI, several rigs on one machine);
 otherwise platformdirs picks the usual places (~/.config/appliance, ~/.local/state/appliance).
-`APPLIANCE_PROFILES` adds a directory of profiles searched before the shipped ones.
+`APPLIANCE_PROFILES` adds directories of profiles searched before the shipped ones
+(`APPLIANCE_PROFILES_ONLY=1`: only those).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def profile_dirs() -> list[Path]:
     extra = os.environ.get("APPLIANCE_PROFILES")
     if extra:
         dirs.extend(Path(p).expanduser() for p in extra.split(os.pathsep) if p)
+    if os.environ.get("APPLIANCE_PROFILES_ONLY") == "1":  # tests: only the directories given
+        return dirs
     dirs.append(user_profiles_dir())
     dirs.append(SHIPPED_PROFILES_DIR)
     return dirs

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 from appliance.profile import Profile
 
+import os
+
 PROJECT = "appliance-hosted"
-BASE_PORT = 4100
+
+
+def base_port() -> int:
+    return int(os.environ.get("APPLIANCE_HOSTED_BASE_PORT", "4100"))
 
 
 def _hosted(profiles: list[Profile]) -> dict:
@@ -26,7 +31,7 @@ def _hosted(profiles: list[Profile]) -> dict:
 def compose_for(profiles: list[Profile], sim_dir: str) -> tuple[dict, dict[str, str]]:
     services, urls = {}, {}
     for i, (name, h) in enumerate(_hosted(profiles).items()):
-        port = BASE_PORT + i
+        port = base_port() + i
         model = h.model.split("/")[-1]
         ctx = h.max_input_tokens or 131072
         services[f"hosted-{name}"] = {
@@ -34,7 +39,8 @@ def compose_for(profiles: list[Profile], sim_dir: str) -> tuple[dict, dict[str, 
             "command": [model, "--served-model-name", model, name, "--host", "127.0.0.1", "--port", str(port),
                         "--max-model-len", str(ctx), "--max-num-seqs", "256"],
             "environment": {"APPLIANCE_SIM_DIR": sim_dir, "NVIDIA_VISIBLE_DEVICES": str(i),
-                            "APPLIANCE_SIM_LOAD_S": "0.3", "APPLIANCE_SIM_PARAMS_B": "8"},
+                            "APPLIANCE_SIM_LOAD_S": "0.3", "APPLIANCE_SIM_PARAMS_B": "8",
+                            "APPLIANCE_SIM_MEMORY_CHECK": "0"},  # a hosted API has no VRAM limit to show
             "restart": "unless-stopped",
             "stop_grace_period": "5s",
         }

@@ -350,7 +350,7 @@ class Stack:
         profiles = self._proxy_profiles(profile)
         overrides = self._hosted_stand_ins(profiles) if self.rig.sim else None
         files = render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides)
-        changed = any(not f.is_current() for f in files)
+        changed = any(not f.same_content() for f in files)
         for f in files:
             f.write()
         running = any(s.alive for s in self.rig.proxy_runtime.states(PROXY_PROJECT))
@@ -378,6 +378,35 @@ class Stack:
         state = self.rig.load_state()
         state["proxy"] = {"host": settings.host, "port": settings.port}
         self.rig.save_state(state)
+
+    def wait_proxy(self, timeout_s: float = 180.0) -> None:
+        """Block until the proxy answers its liveness probe (LiteLLM needs ~6 s to import and start)."""
+        from appliance import http
+        from appliance.render.litellm import PROXY_PROJECT
+
+        state = self.rig.load_state().get("proxy")
+        if not state:
+            return
+        url = f"http://127.0.0.1:{state['port']}/health/liveliness"
+        t0 = time.time()
+        with http.client(timeout_s=2.0) as c:
+            while True:
+                if http.get(c, url).ok:
+                    if time.time() - t0 > 1:
+                        self.emit("info", f"the proxy is ready ({time.time() - t0:.1f} s)")
+                    return
+                states = self.rig.proxy_runtime.states(PROXY_PROJECT)
+                dead = [s for s in states if s.status in ("exited", "dead") or s.restarts > 0]
+                if dead or time.time() - t0 > timeout_s:
+                    lines = list(self.rig.proxy_runtime.logs(PROXY_PROJECT, "litellm", tail=30))
+                    from appliance import secrets
+
+                    tail = [secrets.redact(ln) for ln in lines if ln.strip()][-6:]
+                    raise StackError("the LiteLLM proxy did not start" + (
+                        f" (exit code {dead[0].exit_code})" if dead else f" within {timeout_s:.0f} s"),
+                        "its last log lines: " + " | ".join(tail) if tail else "`appliance logs proxy`")
+                self.emit("wait", f"waiting for the proxy ({time.time() - t0:.0f} s)")
+                time.sleep(0.5)
 
     def _hosted_stand_ins(self, profiles: list[Profile]) -> dict[str, str]:
         """On the simulated rig every hosted model is served by a local stand-in (no hosted API is reachable)."""
@@ -544,6 +573,7 @@ class Stack:
             if result.ok:
                 state.update(last_good=profile.name, last_good_file=profile.source_file)
                 self.rig.save_state(state)
+                self.wait_proxy()
                 return result
             self._report_failure(result)
             self._stop(profile.name, timeout_s=10)
@@ -583,6 +613,7 @@ class Stack:
                 state = self.rig.load_state()
                 state.update(last_good=profile.name, last_good_file=profile.source_file)
                 self.rig.save_state(state)
+                self.wait_proxy()
                 return result
             self._report_failure(result)
             self._stop(profile.name, timeout_s=10)

@@ -66,6 +66,13 @@ class Rendered:
         except OSError:
             return False
 
+    def same_content(self) -> bool:
+        """Equal as data (the header, which lists source files, may differ)."""
+        try:
+            return yaml.safe_load(self.path.read_text()) == yaml.safe_load(self.text)
+        except (OSError, yaml.YAMLError):
+            return False
+
 
 def render_engine_files(profile, out_dir: Path, settings=None) -> list[Rendered]:
     from appliance.render.compose import RenderSettings, render_engine_project

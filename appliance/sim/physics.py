@@ -98,10 +98,10 @@ def bytes_per_param(quantization: str | None, model: str) -> float:
         return 0.55
     if quantization in _EIGHT_BIT_QUANT:
         return 1.05
+    if any(h in low for h in _EIGHT_BIT_HINTS):  # "…-AWQ-BF16-INT8": AWQ-calibrated, stored in 8 bit
+        return 1.05
     if any(h in low for h in _FOUR_BIT_HINTS):
         return 0.55
-    if any(h in low for h in _EIGHT_BIT_HINTS):
-        return 1.05
     return 2.0
 
 
