@@ -499,6 +499,7 @@ class Stack:
     def _start(self, profile: Profile, timeout_s: float, stall_s: float) -> StartResult:
         compose_file, compose = self._render(profile)
         if self.rig.runtime_kind == "docker":
+            self._check_host_network(compose_file)
             self._ensure_images(compose)
         t0 = time.time()
         self.emit("info", f"starting {profile.name} ({', '.join(e.label for e in profile.engines)})")
@@ -508,6 +509,15 @@ class Stack:
             total = time.time() - t0
             self.emit("done", f"{profile.name} is ready after {total:.1f} s", timelines=result.timelines)
         return result
+
+    def _check_host_network(self, compose_file: Path) -> None:
+        """What Compose will really run (`docker compose config`): every service on the host network and no
+        project network, which would be a bridge with a private-range subnet."""
+        cfg = self.rig.runtime.config(compose_file)
+        bad = [n for n, svc in cfg.get("services", {}).items() if svc.get("network_mode") != "host"]
+        if bad or cfg.get("networks"):
+            raise StackError(f"{compose_file}: services {', '.join(bad) or '(networks defined)'} are not on the "
+                             "host network", "this is a bug in the renderer: engines must use network_mode: host")
 
     def _ensure_images(self, compose: dict) -> None:
         rt = self.rig.runtime
