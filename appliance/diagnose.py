@@ -33,7 +33,7 @@ def _r(kind: str, pattern: str, title: str, fix: str) -> _Rule:
 
 RULES = (
     _r("kv_too_small",
-       r"To serve at least one request with the models?'s max seq len \((\d+)\).*?(?:estimated maximum model "
+       r"To serve at least one request with the models?'s max seq len \((\d+)\)(?:.*estimated maximum model "
        r"length is (\d+))?",
        "the KV cache cannot hold one request of max_model_len {0}",
        "set max_model_len to {1} or less, or kv_cache_dtype: fp8, or raise gpu_memory_utilization"),
