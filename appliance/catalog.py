@@ -283,6 +283,11 @@ def lookup(model_id: str, *, use_hf_cache: bool = True) -> Checkpoint | None:
     user = _from_user(model_id)
     if user:
         return user
+    return lookup_builtin(model_id)
+
+
+def lookup_builtin(model_id: str) -> Checkpoint | None:
+    """Only the built-in table (no HF cache, no user file): what the simulated engine may use."""
     key = _norm(model_id)
     if key in _CHECKPOINTS:
         base, method, bits = _CHECKPOINTS[key]

@@ -340,7 +340,9 @@ def cmd_down(args) -> int:
 
 
 def _fmt(v, unit: str, nd: int = 0) -> str:
-    return "–" if v is None else f"{v:.{nd}f} {unit}"
+    if v is None:
+        return "–"
+    return f"{v:.{nd}f} {unit}" if unit else f"{v:.{nd}f}"
 
 
 def cmd_status(args) -> int:
@@ -406,6 +408,90 @@ def _print_endpoint_hint(stack) -> None:
     if state:
         print(f"\nagents: OPENAI_BASE_URL=http://127.0.0.1:{state['port']}/v1 — `appliance endpoint` prints the "
               "key and the aliases")
+
+
+
+DEMO_PROFILE = "rtx3090x4-qwen35-27b"
+
+
+def cmd_demo(args) -> int:
+    """The whole appliance on a simulated rig: local processes, the real LiteLLM proxy, background traffic."""
+    import time
+
+    from appliance import secrets
+    from appliance.load import BackgroundTraffic
+    from appliance.profile import load_profile
+    from appliance.stack import Rig, Stack
+
+    args.sim, args.runtime = True, "process"
+    profile = load_profile(args.profile)
+    printer = EventPrinter()
+    stack = Stack(Rig(sim=True, runtime="process"), printer)
+    print(f"appliance demo: {profile.name} on a simulated rig ({profile.description})")
+    print("no GPU, no vLLM image: stand-in engines and simulated GPUs, the real LiteLLM proxy in front\n")
+    state = stack.rig.load_state()
+    if state.get("active") and state["active"] != profile.name and state["active"] in stack.engine_projects():
+        result = stack.switch(profile)
+    else:
+        result = stack.up(profile)
+    if not result.ok:
+        return 1
+    port = stack.rig.load_state()["proxy"]["port"]
+    traffic = None
+    if not args.no_traffic:
+        alias = profile.engines[0].aliases[0]
+        traffic = BackgroundTraffic(f"http://127.0.0.1:{port}/v1", secrets.master_key(), alias,
+                                    concurrency=args.agents).start()
+        print(f"\nbackground traffic: {args.agents} agent(s) streaming through the proxy as `{alias}`")
+    try:
+        if args.tui:
+            from appliance.tui.app import run_app
+
+            run_app(stack, demo=True)
+        else:
+            _live_status(stack, traffic, args.duration)
+    except KeyboardInterrupt:
+        print()
+    finally:
+        if traffic:
+            traffic.stop()
+        if args.keep:
+            print("\nthe simulated rig keeps running (`appliance down --all --sim --runtime process` stops it)")
+        else:
+            print("\nstopping the demo …")
+            stack.down(all_=True)
+    return 0
+
+
+def _live_status(stack, traffic, duration: float | None) -> None:
+    import time
+
+    from appliance.telemetry import Sampler
+
+    sampler = Sampler(stack)
+    t_end = time.time() + duration if duration else None
+    tty = sys.stdout.isatty()
+    print("live numbers (Ctrl-C stops the demo):")
+    try:
+        while t_end is None or time.time() < t_end:
+            snap = sampler.sample()
+            parts = []
+            for e in snap.engines:
+                s = e.stats
+                parts.append(f"{e.name}: {e.health}, {_fmt(s.generation_tps, 'tok/s', 1)} gen, "
+                              f"{_fmt(s.running, '')} running, KV {_fmt((s.kv_usage or 0) * 100, '%')}")
+            power = _fmt(snap.power_w, "W")
+            eff = f"{snap.tokens_per_joule:.2f} tok/J" if snap.tokens_per_joule else "– tok/J"
+            done = f"requests {traffic.done} ok / {traffic.failed} failed" if traffic else ""
+            line = f"{time.strftime('%H:%M:%S')}  {'; '.join(parts)} · GPUs {power} · {eff} · {done}"
+            if tty:
+                sys.stdout.write("\r\033[K" + line[: 160])
+                sys.stdout.flush()
+            else:
+                print(line, flush=True)
+            time.sleep(1.0)
+    finally:
+        sampler.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -489,6 +575,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, default=200, metavar="N")
     rig_opts(p)
     p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser("demo", help="run a profile on a simulated rig with the real proxy and live numbers",
+                       description="No GPU needed: stand-in vLLM engines on simulated GPUs as local processes, the "
+                                   "real LiteLLM proxy in front, hosted fallbacks served by local stand-ins, and a "
+                                   "few background agents so the numbers move. Ctrl-C stops it all.")
+    p.add_argument("--profile", default=DEMO_PROFILE, metavar="PROFILE", help=f"default: {DEMO_PROFILE}")
+    p.add_argument("--agents", type=int, default=3, metavar="N", help="background streams through the proxy (3)")
+    p.add_argument("--no-traffic", action="store_true", help="no background traffic")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--keep", action="store_true", help="leave the simulated rig running on exit")
+    p.add_argument("--no-tui", dest="tui", action="store_false", help="plain live lines instead of the TUI")
+    p.set_defaults(func=cmd_demo, tui=False)
     return parser
 
 

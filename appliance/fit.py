@@ -18,16 +18,7 @@ from appliance import catalog
 from appliance.cards import GIB, Card
 from appliance.profile import Engine, Profile
 
-BLOCK = 16  # vLLM's KV block size in tokens
-CUDA_CONTEXT_BYTES = int(0.55 * GIB)  # torch/CUDA context + cuBLAS workspaces, per GPU
-NCCL_BYTES = int(0.25 * GIB)  # per GPU when tensor parallel (NCCL buffers, custom all-reduce)
-CUDA_GRAPH_BYTES = int(0.35 * GIB)  # captured graphs (0 with enforce_eager)
-
-KV_DTYPE_BYTES = {
-    "auto": None, "float16": 2, "bfloat16": 2, "fp8": 1, "fp8_e4m3": 1, "fp8_e5m2": 1, "fp8_inc": 1,
-    "fp8_ds_mla": 1,
-}
-
+from appliance.memory import BLOCK, KV_DTYPE_BYTES, default_batch_limits, kv_bytes_per_token, overhead_bytes
 
 @dataclass(frozen=True)
 class GPU:
@@ -101,31 +92,6 @@ class UnknownModel(Exception):
         self.model = model
 
 
-def default_batch_limits(card_memory_bytes: int, gpu_name: str) -> tuple[int, int]:
-    """vLLM 0.19's defaults for `vllm serve` (max_num_seqs, max_num_batched_tokens), techref §1.2."""
-    if card_memory_bytes >= 70 * GIB and "A100" not in gpu_name:
-        return 1024, 8192
-    return 256, 2048
-
-
-def kv_dtype_bytes(kv_cache_dtype: str | None, arch: catalog.Arch) -> int:
-    dtype = kv_cache_dtype or "auto"
-    size = KV_DTYPE_BYTES.get(dtype)
-    if size is None:
-        return 4 if arch.dtype in ("float32", "float") else 2
-    return size
-
-
-def kv_bytes_per_token(arch: catalog.Arch, tp: int, kv_cache_dtype: str | None, pp: int = 1,
-                       spec_mtp: bool = False) -> int:
-    """2 × KV layers × KV heads per TP rank × head dim × bytes, for one GPU (pipeline stages split the layers)."""
-    layers = arch.kv_layers + (arch.mtp_layers if spec_mtp else 0)
-    layers_per_stage = math.ceil(layers / pp)
-    heads_per_rank = max(1, math.ceil(arch.kv_heads / tp))
-    factor = 1 if arch.mla else 2
-    return factor * layers_per_stage * heads_per_rank * arch.head_dim * kv_dtype_bytes(kv_cache_dtype, arch)
-
-
 def _engine_gpus(profile: Profile, engine: Engine, gpus: list[GPU]) -> list[GPU]:
     by_index = {g.index: g for g in gpus}
     if engine.gpus is not None:
@@ -178,13 +144,7 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     max_seqs = engine.max_num_seqs or d_seqs
     batched = engine.max_num_batched_tokens or d_batched
     max_len = engine.max_model_len or arch.max_position
-    # activations of one profiling forward pass at max_num_batched_tokens (hidden states + MLP, per TP rank)
-    activ = batched * (arch.hidden * 2 + 2 * arch.intermediate // tp) * 2 * 2
-    # logits for sampling, fp32, for up to max_num_seqs rows (vocab sharded across TP ranks)
-    activ += min(max_seqs, batched) * arch.vocab * 4 // tp
-    graphs = 0 if engine.option("enforce_eager") else CUDA_GRAPH_BYTES
-    state = arch.state_bytes_per_seq * max_seqs // tp
-    overhead = CUDA_CONTEXT_BYTES + (NCCL_BYTES if tp * pp > 1 else 0) + activ + graphs + state
+    overhead = overhead_bytes(arch, tp, pp, max_seqs, batched, bool(engine.option("enforce_eager")))
     if arch.state_bytes_per_seq:
         notes.append(f"hybrid model: {arch.kv_layers} of {arch.layers} layers keep a growing KV cache; the others "
                      f"hold a fixed state of {arch.state_bytes_per_seq / 2**20:.0f} MiB per sequence")

@@ -689,13 +689,17 @@ class Stack:
         from appliance import cards as cardlib
         from appliance.sim import state as simstate
 
-        if simstate.gpus_path(self.rig.sim_dir).exists():
-            return
         card = cardlib.lookup(profile.card or "3090")
-        need = max(list(profile.gpus) + [0]) + 1 if profile.gpus != "all" else \
-            sum(e.gpu_count for e in profile.engines)
-        self.rig.reset_sim([card.key] * max(need, 1))
-        self.emit("info", f"simulated rig: {max(need, 1)} × {card.name}")
+        need = max(1, max(list(profile.gpus) + [0]) + 1 if profile.gpus != "all" else
+                   sum(e.gpu_count for e in profile.engines))
+        if simstate.gpus_path(self.rig.sim_dir).exists():
+            have = self.rig.gpus().cards
+            if have == [card.key] * need:
+                return
+            if self.engine_projects():
+                return  # hardware cannot change under running engines; the fit check will say if it fits
+        self.rig.reset_sim([card.key] * need)
+        self.emit("info", f"simulated rig: {need} × {card.name}")
 
     def down(self, *, all_: bool = False, timeout_s: int = 30) -> list[str]:
         with self.rig.lock():

@@ -132,6 +132,7 @@ def test_every_rendered_compose_file_passes_docker_compose_config(compose_cmd, t
 
     files = [f for f in all_rendered(tmp_path, sim=sim) if f.path.name == "compose.yaml"]
     assert len(files) == len(PROFILES) + 1
+    (tmp_path / "secrets.env").write_text("LITELLM_MASTER_KEY=sk-test\n")  # the proxy requires its env file
     for f in files:
         f.write()
         out = _compose_config(compose_cmd, f.path, {"APPLIANCE_SIM_DIR": str(tmp_path / "sim"),
@@ -146,7 +147,7 @@ def test_every_rendered_compose_file_passes_docker_compose_config(compose_cmd, t
 @pytest.mark.testbed
 def test_docker_compose_config_rejects_a_broken_file(compose_cmd, tmp_path):
     bad = tmp_path / "compose.yaml"
-    bad.write_text("services:\n  x:\n    image: a\n    network_mode: host\n    restart: sometimes-maybe\n")
+    bad.write_text("services:\n  x:\n    image: a\n    network_mode: host\n    restrat: always\n")
     assert _compose_config(compose_cmd, bad).returncode != 0
 
 

@@ -1152,8 +1152,11 @@ class Runner:
         eng.gpus = visible[: cfg.tp]
         eng.refresh_limits()
         card = min((CARDS[eng.rows[i]["card"]] for i in eng.gpus), key=lambda c: c.memory_bytes)
+        sc = cfg.speculative_config or {}
+        spec_mtp = str(sc.get("method", "")) == "mtp" or str(sc.get("method", "")).endswith("_mtp")
         plan = physics.memory_plan(card, cfg.tp, eng.size, cfg.gpu_memory_utilization, cfg.kv_cache_dtype,
-                                   cfg.max_model_len_arg, cfg.enforce_eager)
+                                   cfg.max_model_len_arg, cfg.enforce_eager, cfg.max_num_seqs,
+                                   cfg.ns.max_num_batched_tokens, spec_mtp)
         eng.plan = plan
         eng.max_model_len = plan.max_model_len
         eng.max_num_seqs = cfg.max_num_seqs or (1024 if card.memory_gib >= 70 and "A100" not in card.name else 256)

@@ -61,9 +61,13 @@ class ModelSize:
     params_b: float  # total parameters, billions (memory)
     active_params_b: float  # parameters read per decoded token, billions (MoE: the active experts)
     bytes_per_param: float
+    arch: object = None  # appliance.catalog.Arch when the model is in the built-in catalog
+    weights_exact: int | None = None  # catalog weight bytes (embeddings 16-bit, group scales)
 
     @property
     def weight_bytes(self) -> int:
+        if self.weights_exact:
+            return self.weights_exact
         return int(self.params_b * 1e9 * self.bytes_per_param)
 
     @property
@@ -106,6 +110,16 @@ def bytes_per_param(quantization: str | None, model: str) -> float:
 
 
 def model_size(model: str, quantization: str | None = None, params_b_override: float | None = None) -> ModelSize:
+    """From the built-in catalog when the model is known (the same facts `appliance check` uses), else from
+    the name."""
+    if not params_b_override:
+        from appliance import catalog
+
+        ck = catalog.lookup_builtin(model)
+        if ck is not None:
+            ck = catalog.with_quantization(ck, quantization)
+            weights = catalog.weights_bytes(ck)
+            return ModelSize(ck.arch.params_b, ck.arch.params_b, weights / (ck.arch.params_b * 1e9), ck.arch, weights)
     total = params_b_override if params_b_override else parse_params_b(model) or DEFAULT_PARAMS_B
     active = parse_active_params_b(model) if not params_b_override else None
     return ModelSize(total, min(active or total, total), bytes_per_param(quantization, model))
@@ -279,16 +293,31 @@ def memory_plan(
     kv_cache_dtype: str | None = None,
     max_model_len: int | None = None,
     enforce_eager: bool = False,
+    max_num_seqs: int | None = None,
+    max_num_batched_tokens: int | None = None,
+    spec_mtp: bool = False,
 ) -> MemoryPlan:
     total = card.memory_bytes
     requested = math.ceil(total * gpu_memory_utilization)
     weights = size.weight_bytes // max(1, tp)
     graphs = 0 if enforce_eager else CUDA_GRAPH_BYTES
-    available = requested - weights - ACTIVATION_PEAK_BYTES
-    per_token = kv_bytes_per_token(size, kv_cache_dtype, tp)
+    if size.arch is not None:  # the fit check's own model (appliance.memory)
+        from appliance import memory
+
+        seqs_d, batched_d = memory.default_batch_limits(card.memory_bytes, card.name)
+        activation = memory.overhead_bytes(size.arch, tp, 1, max_num_seqs or seqs_d,
+                                           max_num_batched_tokens or batched_d, enforce_eager) - graphs
+        per_token = memory.kv_bytes_per_token(size.arch, tp, kv_cache_dtype, 1,
+                                              spec_mtp and bool(size.arch.mtp_layers))
+        if not max_model_len or max_model_len < 0:
+            max_model_len = size.arch.max_position if max_model_len != -1 else max_model_len
+    else:
+        activation = ACTIVATION_PEAK_BYTES
+        per_token = kv_bytes_per_token(size, kv_cache_dtype, tp)
+    available = requested - weights - activation - graphs
     if not max_model_len or max_model_len < 0:  # not given, or -1/auto: the native length if it fits
         fit = max(0, available) // per_token // BLOCK_SIZE * BLOCK_SIZE
         max_model_len = min(DEFAULT_MAX_MODEL_LEN, fit) if max_model_len == -1 else DEFAULT_MAX_MODEL_LEN
         max_model_len = max(max_model_len, 1)
-    return MemoryPlan(total, requested, weights, ACTIVATION_PEAK_BYTES, graphs, available, per_token,
+    return MemoryPlan(total, requested, weights, activation, graphs, available, per_token,
                       max_model_len, per_token * max_model_len)
