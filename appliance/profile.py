@@ -352,8 +352,7 @@ def _pre_normalize(data: dict, problems: list[Problem]) -> dict:
 def _pydantic_problems(exc: ValidationError, data) -> list[Problem]:
     out = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in (
-            "tuple[int, ...]", "int", "str", "literal['all']", "dict[int,int]", "function-after", "constrained-int"))))
+        loc = tuple(err["loc"])
         # pydantic puts union member names in loc; keep only keys/indices that exist in the data
         clean: list = []
         node = data
@@ -364,7 +363,7 @@ def _pydantic_problems(exc: ValidationError, data) -> list[Problem]:
             elif isinstance(node, (list, tuple)) and isinstance(part, int) and part < len(node):
                 clean.append(part)
                 node = node[part]
-            elif err["type"] in ("extra_forbidden", "missing") and part == loc[-1]:
+            elif err["type"] in ("extra_forbidden", "missing") and part is loc[-1]:
                 clean.append(part)
             else:
                 continue
