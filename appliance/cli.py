@@ -313,7 +313,7 @@ def cmd_up(args) -> int:
     stack = Stack(_rig(args), EventPrinter(sys.stderr if args.json else sys.stdout))
     for w in stack.warnings():
         stack.emit("warn", w)
-    result = stack.up(profile, force=args.force, timeout_s=args.timeout)
+    result = stack.up(profile, force=args.force, timeout_s=args.timeout, lan=args.lan)
     if result.ok and not args.json:
         _print_endpoint_hint(stack)
     return _start_result(result, args)
@@ -324,8 +324,8 @@ def cmd_switch(args) -> int:
     from appliance.stack import Stack
 
     profile = load_profile(args.profile)
-    stack = Stack(_rig(args), EventPrinter(sys.stderr if args.json else sys.stdout))
-    result = stack.switch(profile, force=args.force, timeout_s=args.timeout, drain_s=args.drain)
+    stack = Stack(_rig(args), EventPrinter(sys.stderr if args.json else sys.stdout), drain_s=int(args.drain))
+    result = stack.switch(profile, force=args.force, timeout_s=args.timeout, lan=args.lan)
     return _start_result(result, args)
 
 
@@ -494,6 +494,84 @@ def _live_status(stack, traffic, duration: float | None) -> None:
         sampler.close()
 
 
+
+def cmd_keys(args) -> int:
+    from appliance import secrets
+
+    if args.action == "set":
+        if not args.provider:
+            from appliance.errors import ApplianceError
+
+            raise ApplianceError("`appliance keys set` needs a provider",
+                                 "one of " + ", ".join(secrets.PROVIDERS) + ", or an env var name")
+        name = secrets.env_name(args.provider)
+        if args.stdin or not sys.stdin.isatty():
+            value = sys.stdin.readline()
+        else:
+            import getpass
+
+            value = getpass.getpass(f"{name} (input hidden): ")
+        secrets.set_key(name, value)
+        print(f"stored {name} in {secrets.secrets_file()} (mode 0600); restart the proxy to use it: "
+              "`appliance up` / `switch` do that when the config changes, or `appliance down --all` then `up`")
+        return 0
+    if args.action == "rm":
+        name = secrets.env_name(args.provider)
+        print(f"removed {name}" if secrets.remove_key(name) else f"{name} was not in the secrets file")
+        return 0
+    rows = secrets.status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"secrets file: {secrets.secrets_file()}")
+    for r in rows:
+        print(f"  {r['name']:<22} {'set (' + r['source'] + ')' if r['set'] else 'not set'}")
+    return 0
+
+
+def cmd_endpoint(args) -> int:
+    """What an agent needs: base URL, key, aliases and the model behind each right now."""
+    from appliance import secrets
+    from appliance.errors import StackError
+    from appliance.stack import Rig, Stack
+
+    stack = Stack(Rig(sim=args.sim, runtime=args.runtime))
+    state = stack.rig.load_state()
+    proxy = state.get("proxy")
+    if not proxy:
+        raise StackError("the proxy has not been started on this rig", "`appliance up PROFILE` starts it")
+    host = "127.0.0.1" if proxy.get("host") in (None, "127.0.0.1", "0.0.0.0") else proxy["host"]
+    base = f"http://{host}:{proxy['port']}/v1"
+    key = secrets.master_key()
+    profile = stack.active_profile()
+    aliases: dict[str, dict] = {}
+    profiles = stack._proxy_profiles(profile) if profile else stack._proxy_profiles(None)
+    for p in profiles:
+        for e in p.engines:
+            for a in e.aliases:
+                aliases.setdefault(a, {"local": None, "fallbacks": list(p.proxy.fallbacks.get(a, ()))})
+        for h in p.proxy.hosted:
+            aliases.setdefault(h.name, {"local": None, "hosted": h.litellm_model, "fallbacks": []})
+    if profile:
+        for e in profile.engines:
+            for a in e.aliases:
+                aliases[a]["local"] = e.model
+                aliases[a]["engine"] = e.label
+    if args.json:
+        print(json.dumps({"base_url": base, "api_key": key, "profile": profile.name if profile else None,
+                          "aliases": aliases}, indent=2))
+        return 0
+    print(f"export OPENAI_BASE_URL={base}")
+    print(f"export OPENAI_API_KEY={key}")
+    print()
+    print(f"# aliases (profile {profile.name if profile else 'none running'}):")
+    for a, info in sorted(aliases.items()):
+        now = info.get("local") or info.get("hosted") or "(no local engine now: served by its fallbacks)"
+        fb = f"  → fallbacks: {', '.join(info['fallbacks'])}" if info.get("fallbacks") else ""
+        print(f"#   {a:<14} {now}{fb}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from appliance import __version__
 
@@ -543,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="start even if the fit check says it does not fit")
     p.add_argument("--timeout", type=float, default=1800, metavar="S", help="give up after S seconds (1800)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
+    p.add_argument("--lan", action="store_true", default=None,
+                   help="the proxy listens on 0.0.0.0 (reachable from your LAN; default 127.0.0.1)")
     rig_opts(p)
     p.set_defaults(func=cmd_up)
 
@@ -553,8 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile", metavar="PROFILE")
     p.add_argument("--force", action="store_true")
     p.add_argument("--timeout", type=float, default=1800, metavar="S")
-    p.add_argument("--drain", type=float, default=30, metavar="S", help="wait at most S s for requests in flight")
+    p.add_argument("--drain", type=float, default=30, metavar="S",
+                   help="requests in flight on the old engines get S s to finish (30)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--lan", action="store_true", default=None, help="the proxy listens on 0.0.0.0")
     rig_opts(p)
     p.set_defaults(func=cmd_switch)
 
@@ -587,6 +669,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="leave the simulated rig running on exit")
     p.add_argument("--no-tui", dest="tui", action="store_false", help="plain live lines instead of the TUI")
     p.set_defaults(func=cmd_demo, tui=False)
+
+    p = sub.add_parser("keys", help="store hosted API keys and the HF token (mode 0600, never printed)",
+                       description="`keys set PROVIDER` asks for the key without echo (or reads one line from "
+                                   "stdin) and stores it in the secrets file; `keys` lists which are set.")
+    p.add_argument("action", nargs="?", choices=("list", "set", "rm"), default="list")
+    p.add_argument("provider", nargs="?", metavar="PROVIDER",
+                   help="openai, anthropic, openrouter, huggingface, or an env var name")
+    p.add_argument("--stdin", action="store_true", help="read the key from standard input")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("endpoint", help="what an agent needs: base URL, key, aliases (as export lines or --json)")
+    p.add_argument("--json", action="store_true", help="keys: base_url, api_key, aliases")
+    rig_opts(p)
+    p.set_defaults(func=cmd_endpoint)
     return parser
 
 

@@ -170,9 +170,10 @@ class Rig:
 
 
 class Stack:
-    def __init__(self, rig: Rig, on_event: Callable[[Event], None] | None = None):
+    def __init__(self, rig: Rig, on_event: Callable[[Event], None] | None = None, drain_s: int = 30):
         self.rig = rig
         self.on_event = on_event or (lambda e: None)
+        self.drain_s = drain_s  # --shutdown-timeout of the engines: how long a switch lets requests finish
 
     def emit(self, kind: str, message: str, **data) -> None:
         self.on_event(Event(kind, message, data))
@@ -236,7 +237,7 @@ class Stack:
 
         settings = RenderSettings(sim=self.rig.sim, sim_dir=str(self.rig.sim_dir or "${APPLIANCE_SIM_DIR}"),
                                   sim_image=os.environ.get("APPLIANCE_SIM_IMAGE", "appliance-sim-vllm:local"),
-                                  gpu_count=self.rig.gpus().count())
+                                  gpu_count=self.rig.gpus().count(), drain_s=self.drain_s)
         for f in render.render_engine_files(profile, self.rig.rendered, settings):
             f.write()
         compose = render_engine_project(profile, settings)
@@ -349,7 +350,8 @@ class Stack:
         secrets.master_key()  # generated on first use, stored 0600
         profiles = self._proxy_profiles(profile)
         overrides = self._hosted_stand_ins(profiles) if self.rig.sim else None
-        files = render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides)
+        lan = self.rig.load_state().get("lan")
+        files = render.render_proxy_files(profiles, self.rig.rendered, lan=lan, hosted_overrides=overrides)
         changed = any(not f.same_content() for f in files)
         for f in files:
             f.write()
@@ -358,7 +360,7 @@ class Stack:
             return
         from appliance.render.litellm import proxy_settings, render_proxy_project
 
-        settings = proxy_settings(profiles)
+        settings = proxy_settings(profiles, lan=lan)
         compose = render_proxy_project(settings)
         cfg = self.rig.rendered / "proxy" / "litellm.yaml"
         if self.rig.proxy_runtime.kind == "process":
@@ -556,9 +558,16 @@ class Stack:
                               timeout_s=timeout_s)
 
     # -- operations ----------------------------------------------------------------------------------
+    def _remember_lan(self, lan: bool | None) -> None:
+        if lan is not None:
+            state = self.rig.load_state()
+            state["lan"] = bool(lan)
+            self.rig.save_state(state)
+
     def up(self, profile: Profile, *, force: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
-           stall_s: float = DEFAULT_STALL_S) -> StartResult:
+           stall_s: float = DEFAULT_STALL_S, lan: bool | None = None) -> StartResult:
         with self.rig.lock():
+            self._remember_lan(lan)
             state = self.rig.load_state()
             active = state.get("active")
             running = self.rig.runtime.projects()
@@ -593,12 +602,15 @@ class Stack:
             return result
 
     def switch(self, profile: Profile, *, force: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S,
-               stall_s: float = DEFAULT_STALL_S, drain_s: float = 30.0) -> StartResult:
+               stall_s: float = DEFAULT_STALL_S, drain_s: float | None = None,
+               lan: bool | None = None) -> StartResult:
+        drain_s = self.drain_s if drain_s is None else drain_s
+        self._remember_lan(lan)
         state = self.rig.load_state()
         old_name = state.get("active")
         if not old_name or self.project(old_name) not in self.rig.runtime.projects():
             self.emit("info", "nothing is running: starting instead of switching")
-            return self.up(profile, force=force, timeout_s=timeout_s, stall_s=stall_s)
+            return self.up(profile, force=force, timeout_s=timeout_s, stall_s=stall_s, lan=lan)
         if old_name == profile.name:
             self.emit("info", f"{profile.name} is already the active profile")
             return StartResult(profile.name, True, {})
@@ -612,8 +624,9 @@ class Stack:
             self.ensure_proxy(profile)
             self.emit("info", f"switching {old_name} → {profile.name}; the proxy serves the aliases from their "
                               "fallbacks meanwhile")
-            self._drain(old, drain_s)
-            self._stop(old_name)
+            self.emit("info", f"draining {old_name}: requests in flight finish (up to {drain_s:.0f} s), new ones "
+                              "go to the fallbacks")
+            self._stop(old_name, timeout_s=int(drain_s) + 15)
             self._apply_power(profile)
             state = self.rig.load_state()
             state.update(active=profile.name, active_file=profile.source_file, previous=old_name)
@@ -654,30 +667,6 @@ class Stack:
             result.reason = (result.reason or "failed") + f"; rolled back to {back.name}" + (
                 "" if again.ok else " (which failed too)")
             return result
-
-    def _drain(self, old: Profile | None, drain_s: float) -> None:
-        """Let requests in flight on the old engines finish (bounded) before they stop."""
-        if old is None or drain_s <= 0:
-            return
-        from appliance import http, metrics
-
-        deadline = time.time() + drain_s
-        with http.client(timeout_s=2.0) as c:
-            while time.time() < deadline:
-                busy = 0.0
-                for e in old.engines:
-                    probe = http.get(c, f"http://127.0.0.1:{e.port}/metrics")
-                    if probe.ok and probe.body:
-                        try:
-                            s = metrics.parse(probe.body, time.time())
-                        except ValueError:
-                            continue
-                        busy += (s.get("vllm:num_requests_running") or 0) + (s.get("vllm:num_requests_waiting") or 0)
-                if busy <= 0:
-                    return
-                self.emit("wait", f"draining {old.name}: {busy:.0f} request(s) still in flight")
-                time.sleep(0.5)
-        self.emit("warn", f"drain of {old.name} timed out after {drain_s:.0f} s; stopping it anyway")
 
     def _report_failure(self, result: StartResult) -> None:
         d = result.diagnosis

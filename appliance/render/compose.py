@@ -42,6 +42,7 @@ class RenderSettings:
     sim_image: str = "appliance-sim-vllm:local"
     sim_dir: str = "${APPLIANCE_SIM_DIR}"
     gpu_count: int | None = None  # GPUs on the machine, for `gpus: all`; None = as many as the engines need
+    drain_s: int = 30  # --shutdown-timeout: on SIGTERM, requests in flight get this long to finish
 
 
 def project_name(profile: Profile) -> str:
@@ -58,8 +59,10 @@ def normalize_speculative(sc: dict) -> dict:
     return out
 
 
-def vllm_options(engine: Engine) -> dict[str, object]:
-    """dest → value for every vLLM option the engine sets (appliance keys and model excluded)."""
+def vllm_options(engine: Engine, drain_s: int = 30) -> dict[str, object]:
+    """dest → value for every vLLM option the engine sets (appliance keys and model excluded), plus the ones
+    the appliance manages: the served names (model name + aliases), host, port and --shutdown-timeout (a switch
+    drains: on SIGTERM vLLM lets requests in flight finish for that long)."""
     opts: dict[str, object] = {}
     names = engine.served_names
     opts["served_model_name"] = list(names)
@@ -78,12 +81,17 @@ def vllm_options(engine: Engine) -> dict[str, object]:
         opts[dest] = value
     for dest, value in engine.vllm_options.items():
         opts[dest] = value
+    opts.setdefault("shutdown_timeout", drain_s)
     return opts
 
 
-def vllm_argv(engine: Engine) -> list[str]:
+def drain_seconds(engine: Engine, drain_s: int = 30) -> int:
+    return int(engine.vllm_options.get("shutdown_timeout", drain_s))
+
+
+def vllm_argv(engine: Engine, drain_s: int = 30) -> list[str]:
     """The arguments after `vllm serve`: the model (positional), then flags."""
-    return [engine.model] + vllm_spec.to_cli_args(vllm_options(engine)) + list(engine.extra_args)
+    return [engine.model] + vllm_spec.to_cli_args(vllm_options(engine, drain_s)) + list(engine.extra_args)
 
 
 def _healthcheck(port: int) -> dict:
@@ -110,12 +118,12 @@ def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -
     service: dict = {
         "image": settings.sim_image if settings.sim else engine.image,
         "entrypoint": ["vllm", "serve"],
-        "command": vllm_argv(engine),
+        "command": vllm_argv(engine, settings.drain_s),
         "network_mode": "host",
         "ipc": "host",
         "restart": "unless-stopped",
         "init": True,  # PID 1 forwards SIGTERM and reaps vLLM's worker processes
-        "stop_grace_period": "30s",
+        "stop_grace_period": f"{drain_seconds(engine, settings.drain_s) + 15}s",  # drain, then the engine exits
         "env_file": [{"path": SECRETS_VAR, "required": False}],  # HF_TOKEN lives there, never in this file
         "environment": env,
         "volumes": [f"{HF_CACHE_VAR}:/root/.cache/huggingface", f"{VLLM_CACHE_VOLUME}:/root/.cache/vllm"],
