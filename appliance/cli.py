@@ -388,6 +388,12 @@ def cmd_status(args) -> int:
             print(f"{e.name[:15]:<16}{e.status:<11}{e.health:<10}{_fmt(s.generation_tps, 'tok/s', 1):>12}"
                   f"{_fmt(s.prompt_tps, 'tok/s', 1):>12}{_fmt(s.running, ''):>5}{_fmt(s.waiting, ''):>5}{kv:>6}"
                   f"{ttft:>18}{acc:>9}")
+    if snap.proxy and (snap.proxy.requests_local or snap.proxy.requests_fallback or snap.proxy.errors):
+        print(f"\n{'ALIAS':<16}{'LOCAL':>10}{'FALLBACK':>10}")
+        for alias in sorted(set(snap.proxy.requests_local) | set(snap.proxy.requests_fallback)):
+            print(f"{alias:<16}{snap.proxy.requests_local.get(alias, 0):>10.0f}"
+                  f"{snap.proxy.requests_fallback.get(alias, 0):>10.0f}")
+        print(f"proxy errors: {snap.proxy.errors:.0f} (requests since the proxy started)")
     if snap.tokens_per_joule is not None:
         print(f"\nefficiency: {snap.tokens_per_joule:.3f} tok/J · {snap.watts_per_tps:.2f} W per tok/s "
               f"({_fmt(snap.generation_tps, 'tok/s', 1)} at {_fmt(snap.power_w, 'W')})")

@@ -349,6 +349,11 @@ class Stack:
 
         secrets.master_key()  # generated on first use, stored 0600
         profiles = self._proxy_profiles(profile)
+        if not self.rig.sim and profile is not None:
+            for h in profile.proxy.hosted:
+                if not secrets.lookup(h.api_key_env):
+                    self.emit("warn", f"fallback `{h.name}` ({h.litellm_model}) cannot work: {h.api_key_env} is not "
+                                      f"set (`appliance keys set {h.provider}` or export it)")
         overrides = self._hosted_stand_ins(profiles) if self.rig.sim else None
         lan = self.rig.load_state().get("lan")
         files = render.render_proxy_files(profiles, self.rig.rendered, lan=lan, hosted_overrides=overrides)

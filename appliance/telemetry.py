@@ -156,8 +156,38 @@ class Sampler:
         state = self.stack.rig.load_state().get("proxy")
         if not state:
             return None
-        host = "127.0.0.1"
-        url = f"http://{host}:{state['port']}"
+        url = f"http://127.0.0.1:{state['port']}"
         probe = http.get(self._http(), f"{url}/health/liveliness")
-        return ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
+        snap = ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
                                                                       "no answer"), healthy=probe.ok)
+        if not probe.ok:
+            return snap
+        from appliance import secrets
+
+        try:
+            r = self._http().get(f"{url}/metrics/", headers={"Authorization": f"Bearer {secrets.master_key()}"})
+            scrape = metrics.parse(r.text, time.time()) if r.status_code == 200 else None
+        except Exception:  # noqa: BLE001 - telemetry must not take the sampler down; the proxy shows "no metrics"
+            scrape = None
+        if scrape is None:
+            return snap
+        return proxy_counts(snap, scrape)
+
+
+def proxy_counts(snap: ProxySnap, scrape: metrics.Scrape) -> ProxySnap:
+    """From LiteLLM's Prometheus metrics: requests per alias served by its local engine and by a fallback
+    (`litellm_deployment_successful_fallbacks` carries the alias as requested_model), fallbacks and errors."""
+    from dataclasses import replace
+
+    local: dict[str, float] = {}
+    for labels, v in scrape.series("litellm_proxy_total_requests_metric_total"):
+        mid, alias, code = labels.get("model_id", ""), labels.get("requested_model", ""), labels.get("status_code")
+        if mid.startswith("local:") and mid.split(":", 1)[1].split("@")[0] == alias and str(code).startswith("2"):
+            local[alias] = local.get(alias, 0) + v
+    fallback: dict[str, float] = {}
+    for labels, v in scrape.series("litellm_deployment_successful_fallbacks_total"):
+        alias = labels.get("requested_model", "")
+        fallback[alias] = fallback.get(alias, 0) + v
+    errors = sum(v for _, v in scrape.series("litellm_proxy_failed_requests_metric_total"))
+    return replace(snap, requests_local=local, requests_fallback=fallback, fallbacks=sum(fallback.values()),
+                   errors=errors)

@@ -24,8 +24,11 @@ def missing(what: str, how: str):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path, monkeypatch):
-    """Every test gets its own config/state dirs; no test touches the user's."""
+def _isolated_home(request, tmp_path, monkeypatch):
+    """Every test gets its own config/state dirs; no test touches the user's. Tests marked `shared_rig` share
+    one rig per module (its fixture sets the environment)."""
+    if request.node.get_closest_marker("shared_rig"):
+        return
     monkeypatch.setenv("APPLIANCE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("APPLIANCE_PROFILES", raising=False)
 

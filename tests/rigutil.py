@@ -21,6 +21,7 @@ def write_profiles(d: Path) -> None:
         proxy:
           port: {PROXY_PORT}
           cooldown_s: 5
+          timeouts: {{request_s: 15, stream_s: 20, first_token_s: 3}}
           hosted:
             - {{name: hosted-mini, provider: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY,
                max_input_tokens: 128000}}

@@ -148,6 +148,7 @@ def render_litellm_config(profiles: list[Profile], settings: ProxySettings | Non
         if hosted_overrides and name in hosted_overrides:
             params["model"] = f"openai/{h.model.split('/')[-1]}"
             params["api_base"] = hosted_overrides[name]
+            params["api_key"] = "sim-stand-in-needs-no-key"  # the local stand-in; the real key may not exist here
         info: dict = {"id": hosted_deployment_id(name), "mode": "chat"}
         if h.max_input_tokens:
             info["max_input_tokens"] = h.max_input_tokens
