@@ -578,6 +578,103 @@ def cmd_endpoint(args) -> int:
     return 0
 
 
+
+def _num_list(text: str, what: str, kind=float) -> list:
+    from appliance.errors import ApplianceError
+
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ApplianceError(f"--{what} {text}: not a comma-separated list of numbers", f"e.g. --{what} 1,2,4") \
+            from None
+    if not values or any(v <= 0 for v in values):
+        raise ApplianceError(f"--{what} {text}: give positive numbers", f"e.g. --{what} 1,2,4")
+    return values
+
+
+def cmd_bench(args) -> int:
+    from appliance import bench
+    from appliance.errors import ApplianceError
+    from appliance.stack import Stack
+
+    words = list(args.words)
+    action = words.pop(0) if words and words[0] in ("show", "apply", "list") else "run"
+    if action == "list":
+        runs = bench.list_runs()
+        if args.json:
+            print(json.dumps([r.stem for r in runs]))
+        for r in runs if not args.json else []:
+            print(r.stem)
+        return 0
+    if action in ("show", "apply"):
+        run = bench.load_run(words[0] if words else None)
+        if action == "apply":
+            from appliance.profile import resolve
+
+            path = resolve(run.profile)
+            watts, path = bench.apply_recommendation(run, path)
+            print(f"{path}: power_limit_w: {watts:.0f}  ({run.recommendation['text'] if run.recommendation else ''})")
+            return 0
+        _show_run(run, args)
+        return 0
+    stack = Stack(_rig(args), EventPrinter(sys.stderr))
+    if words:
+        from appliance.profile import load_profile
+
+        profile = load_profile(words[0])
+        active = stack.active_profile()
+        if active is None or active.name != profile.name:
+            if active is not None:
+                raise ApplianceError(f"{active.name} is running, not {profile.name}",
+                                     f"`appliance switch {profile.name}` first (or bench the running profile)")
+            if not stack.up(profile).ok:
+                return 1
+    settings = bench.BenchSettings(
+        concurrency=[int(x) for x in _num_list(args.concurrency, "concurrency", int)],
+        power_w=_num_list(args.power, "power") if args.power else [None],
+        duration_s=None if args.requests else args.duration, requests=args.requests,
+        prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens, target=args.target, engine=args.engine,
+        dataset=args.dataset, seed=args.seed, warmup=args.warmup, at_concurrency=args.at_concurrency)
+    runner = bench.Bench(stack, settings, on_progress=bench.ProgressLine(sys.stderr))
+    n = len(settings.power_w) * len(settings.concurrency)
+    per = f"{settings.duration_s:.0f} s" if settings.duration_s else f"{settings.requests} requests"
+    print(f"bench {runner.profile.name} / {runner.engine.label}: {n} cells × {per} "
+          f"(power {args.power or 'as is'}; concurrency {args.concurrency}; target {settings.target})",
+          file=sys.stderr)
+    run = runner.run()
+    if run.interrupted:
+        print("\ninterrupted: power limits restored; the finished cells are saved", file=sys.stderr)
+    _show_run(run, args)
+    return 130 if run.interrupted else 0
+
+
+def _show_run(run, args) -> None:
+    from appliance import bench
+
+    if getattr(args, "json", False):
+        print(json.dumps(run.to_dict(), indent=2))
+        return
+    d = bench.bench_dir()
+    print(f"\nrun {run.run_id}: {run.profile} ({run.model}) on {', '.join(sorted(set(run.hardware)))}"
+          + ("  [interrupted]" if run.interrupted else ""))
+    print("\nby power level\n" + bench.table_by_power(run))
+    print("\nby concurrency\n" + bench.table_by_concurrency(run))
+    if run.cells and not getattr(args, "no_plot", False):
+        if sys.stdout.isatty():
+            try:
+                import shutil
+
+                print("\n" + bench.terminal_plot(run, width=min(100, shutil.get_terminal_size().columns)))
+            except ImportError:
+                pass
+        svg = bench.svg_plots(run, d / f"{run.run_id}.svg")
+        print(f"\nplots: {svg}")
+    print(f"data: {d / (run.run_id + '.json')}, {d / (run.run_id + '.csv')}")
+    if run.recommendation:
+        print(f"\nrecommendation: {run.recommendation['text']}")
+        print("`appliance bench apply` writes it into the profile's power_limit_w")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from appliance import __version__
 
@@ -690,6 +787,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="keys: base_url, api_key, aliases")
     rig_opts(p)
     p.set_defaults(func=cmd_endpoint)
+
+    p = sub.add_parser("bench", help="sweep concurrency × power limit: tokens/s, tokens per joule, a recommendation",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="appliance bench [PROFILE] [options]   run a sweep (PROFILE: started if nothing "
+                                   "runs)\nappliance bench show [RUN]          print a saved run's tables and plots"
+                                   "\nappliance bench apply [RUN]         write its recommended power limit into "
+                                   "the profile\nappliance bench list                saved runs\n\nPower limits are "
+                                   "restored afterwards, also on Ctrl-C. Results (JSON, CSV, SVG) live in the "
+                                   "state dir.")
+    p.add_argument("words", nargs="*", metavar="PROFILE | show RUN | apply RUN | list")
+    p.add_argument("--concurrency", default="1,2,4,8", metavar="LIST", help="concurrent streams (1,2,4,8)")
+    p.add_argument("--power", metavar="LIST", help="power limits in W, e.g. 200,250,300 (default: leave as is)")
+    p.add_argument("--duration", type=float, default=30, metavar="S", help="measured seconds per cell (30)")
+    p.add_argument("--requests", type=int, metavar="N", help="instead of --duration: N finished requests per cell")
+    p.add_argument("--prompt-tokens", type=int, default=256, metavar="N")
+    p.add_argument("--max-tokens", type=int, default=256, metavar="N")
+    p.add_argument("--target", choices=("proxy", "engine"), default="proxy")
+    p.add_argument("--engine", metavar="NAME", help="which engine of the profile (default: the first)")
+    p.add_argument("--dataset", metavar="JSONL", help='real prompts, one {"prompt": …} per line')
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=2, metavar="N", help="warm-up requests per stream (2)")
+    p.add_argument("--at-concurrency", type=int, metavar="N", help="the concurrency you care about (recommendation)")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--json", action="store_true")
+    rig_opts(p)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
