@@ -1,0 +1,173 @@
+"""What the TUI needs from the rig, as one small Protocol, and `StackBackend`, its real implementation over a
+`Stack` and a `Sampler`. The app never touches docker, NVML or HTTP itself: every call here may block and is
+made from a thread worker. Tests pass a fake with canned Snapshots (tests/tui/fakes.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.fit import FitReport
+    from appliance.gpu.base import PowerChange
+    from appliance.profile import Profile
+    from appliance.stack import Event, StartResult
+    from appliance.telemetry import Snapshot
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    """One profile file: the loaded Profile, or the error that stops it from loading."""
+
+    path: Path
+    profile: "Profile | None"
+    error: ApplianceError | None = None
+
+    @property
+    def name(self) -> str:
+        return self.profile.name if self.profile is not None else self.path.stem
+
+
+@dataclass(frozen=True)
+class RigInfo:
+    """What the app says about the rig before the first sample: where it runs, and what is missing."""
+
+    description: str  # e.g. "simulated rig · 4 × RTX 3090 · local processes"
+    sim: bool
+    gpu_problem: str | None = None  # NVML missing / no permission …
+    runtime_problem: str | None = None  # docker missing …
+    running: bool = False  # an engine project is up
+
+
+@runtime_checkable
+class Backend(Protocol):
+    def info(self) -> RigInfo: ...
+
+    def sample(self) -> "Snapshot": ...
+
+    def history(self, key: str) -> list[float]:
+        """Values of a bounded series: engine:<name>:gen_tps, engine:<name>:prompt_tps, gpu:<i>:power_w,
+        rig:gen_tps."""
+        ...
+
+    def profiles(self) -> list[ProfileEntry]: ...
+
+    def fit(self, profile: "Profile") -> "FitReport": ...
+
+    def active_profile(self) -> "Profile | None": ...
+
+    def switch(self, profile: "Profile", on_event: Callable[["Event"], None]) -> "StartResult": ...
+
+    def set_power(self, watts: float) -> list["PowerChange"]: ...
+
+    def log_targets(self) -> list[str]: ...
+
+    def logs(self, target: str, tail: int = 200) -> list[str]: ...
+
+    def follow(self, target: str, tail: int = 200) -> Iterator[str]: ...
+
+    def warnings(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class StackBackend:
+    """The real backend: a Stack (changes the rig) and a Sampler (reads it)."""
+
+    def __init__(self, stack, sampler=None):
+        from appliance.telemetry import Sampler
+
+        self.stack = stack
+        self.sampler = sampler or Sampler(stack)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def info(self) -> RigInfo:
+        rig = self.stack.rig
+        gpu_problem = runtime_problem = None
+        desc = []
+        try:
+            gpus = rig.gpus()
+            names = [r.name.replace("NVIDIA ", "").replace("GeForce ", "") for r in gpus.read_all()]
+            if names:
+                same = len(set(names)) == 1
+                desc.append(f"{len(names)} × {names[0]}" if same else ", ".join(names))
+        except ApplianceError as exc:
+            gpu_problem = exc.message + (f" — {exc.hint}" if exc.hint else "")
+        running = False
+        try:
+            running = bool(self.stack.engine_projects())
+        except ApplianceError as exc:
+            runtime_problem = exc.message + (f" — {exc.hint}" if exc.hint else "")
+        kind = "simulated rig" if rig.sim else "GPU rig"
+        where = "local processes" if rig.runtime_kind == "process" else "docker"
+        return RigInfo(" · ".join([kind] + desc + [where]), rig.sim, gpu_problem, runtime_problem, running)
+
+    def sample(self):
+        return self.sampler.sample()
+
+    def history(self, key: str) -> list[float]:
+        h = self.sampler.history.get(key)
+        return h.values() if h is not None else []
+
+    def profiles(self) -> list[ProfileEntry]:
+        from appliance.profile import available_files, load_profile
+
+        out = []
+        for f in available_files():
+            try:
+                out.append(ProfileEntry(f, load_profile(f)))
+            except ApplianceError as exc:
+                out.append(ProfileEntry(f, None, exc))
+        return out
+
+    def fit(self, profile):
+        """The fit check against this rig's GPUs (total memory; a switch frees the active profile's), or the
+        profile's own card when no GPU can be read."""
+        from appliance import cards
+        from appliance.fit import GPU, fit_profile
+
+        try:
+            gpus = [GPU(r.index, r.name, r.memory_total_bytes or 0) for r in self.stack.rig.gpus().read_all()]
+        except ApplianceError:
+            gpus = []
+        if not gpus:
+            card = cards.lookup(profile.card or "3090") or cards.lookup("3090")
+            need = (max(profile.gpus) + 1) if profile.gpus != "all" else sum(e.gpu_count for e in profile.engines)
+            gpus = [GPU.from_card(i, card) for i in range(max(1, need))]
+        return fit_profile(profile, gpus)
+
+    def active_profile(self):
+        return self.stack.active_profile()
+
+    def warnings(self) -> list[str]:
+        return list(self.stack.warnings())
+
+    # -- changing the rig ---------------------------------------------------------------------------
+    def switch(self, profile, on_event):
+        old = self.stack.on_event
+        self.stack.on_event = on_event
+        try:
+            return self.stack.switch(profile)
+        finally:
+            self.stack.on_event = old
+
+    def set_power(self, watts: float):
+        return self.stack.set_power(watts)
+
+    # -- logs ----------------------------------------------------------------------------------------
+    def log_targets(self) -> list[str]:
+        p = self.stack.active_profile()
+        return ([e.label for e in p.engines] if p else []) + ["proxy"]
+
+    def logs(self, target: str, tail: int = 200) -> list[str]:
+        return list(self.stack.logs(target, follow=False, tail=tail))
+
+    def follow(self, target: str, tail: int = 200) -> Iterator[str]:
+        return self.stack.logs(target, follow=True, tail=tail)
+
+    def close(self) -> None:
+        self.sampler.close()

@@ -1,0 +1,121 @@
+"""The dashboard: GPUs, engines, proxy, the headline efficiency numbers, history plots on large terminals."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from appliance.tui.widgets.engines import EngineTable
+from appliance.tui.widgets.gpus import GpuTable
+from appliance.tui.widgets.headline import Headline
+from appliance.tui.widgets.plots import HistoryPlot
+from appliance.tui.widgets.proxy import ProxyPanel
+from appliance.tui.widgets.titlebar import TitleBar
+
+WIDE = 120  # columns from which tables show every column
+PLOTS_H = 40  # rows from which the history plots show
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("w", "app.power", "Power"),
+        Binding("minus", "app.power_step(-10)", "−10 W", key_display="-"),
+        Binding("plus,equals_sign", "app.power_step(10)", "+10 W", key_display="+"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield TitleBar("dashboard")
+        yield Headline()
+        yield Static(id="notice")
+        with VerticalScroll(id="dash"):
+            yield GpuTable()
+            yield EngineTable()
+            yield ProxyPanel()
+            with Horizontal(id="plots"):
+                yield HistoryPlot("GPU power (W)", "W", id="plot-power")
+                yield HistoryPlot("generation (tok/s)", "tok/s", id="plot-tps")
+            yield Static(id="warnings")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#notice").display = False
+        self._layout_classes()
+        self.refresh_view()
+
+    def on_resize(self) -> None:
+        self._layout_classes()
+        self.refresh_view()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_view()
+
+    def _layout_classes(self) -> None:
+        w, h = self.app.size
+        self.set_class(w >= WIDE, "-wide")
+        self.set_class(h >= PLOTS_H and w >= 100, "-plots")
+
+    @property
+    def wide(self) -> bool:
+        return self.has_class("-wide")
+
+    def refresh_view(self) -> None:
+        app = self.app
+        self.query_one(TitleBar).show(app)
+        self._notice()
+        sample = app.last
+        if sample is None:
+            self.query_one(Headline).update(Text("waiting for the first sample …", style="italic"))
+            return
+        snap = sample.snapshot
+        self.query_one(Headline).show(snap, sample.history, self.size.width)
+        self.query_one(GpuTable).show(snap, sample.history, self.wide)
+        self.query_one(EngineTable).show(snap, sample.history, self.wide)
+        self.query_one(ProxyPanel).show(snap)
+        if self.has_class("-plots"):
+            limits = [g.power_limit_w for g in snap.gpus if g.power_limit_w]
+            self.query_one("#plot-power", HistoryPlot).show(
+                {f"GPU {g.index}": sample.history.get(f"gpu:{g.index}:power_w", []) for g in snap.gpus},
+                max(limits) if limits else None)
+            self.query_one("#plot-tps", HistoryPlot).show(
+                {e.name: sample.history.get(f"engine:{e.name}:gen_tps", []) for e in snap.engines})
+        warn = self.query_one("#warnings", Static)
+        lines = [w for w in snap.warnings]
+        warn.display = bool(lines)
+        if lines:
+            warn.update(Text("\n".join("! " + w for w in lines), style="yellow"))
+
+    def _notice(self) -> None:
+        """When nothing runs, or docker or NVML is missing: say so and offer the demo."""
+        app = self.app
+        notice = self.query_one("#notice", Static)
+        info = app.info
+        snap = app.last.snapshot if app.last else None
+        msgs = []
+        if info is not None:
+            if info.gpu_problem:
+                msgs.append(("No GPU readings: " + info.gpu_problem, "bold red"))
+            if info.runtime_problem:
+                msgs.append(("No container runtime: " + info.runtime_problem, "bold red"))
+        running = (snap is not None and snap.profile is not None) or (info is not None and info.running)
+        if info is not None and not running and not (app.switch_log and app.switch_log.running):
+            msgs.append(("Nothing is running on this rig.", "bold yellow"))
+        if app.sample_error:
+            msgs.append((f"sampling failed: {app.sample_error}", "bold red"))
+        if not msgs:
+            notice.display = False
+            return
+        t = Text()
+        for m, style in msgs:
+            t.append(m + "\n", style=style)
+        t.append("p", style="bold reverse")
+        t.append(" pick a profile and start it")
+        if not app.demo:
+            t.append("   ")
+            t.append("D", style="bold reverse")
+            t.append(" run the demo: a simulated 4-GPU rig with the real proxy (no GPU or docker needed)")
+        notice.update(t)
+        notice.display = True

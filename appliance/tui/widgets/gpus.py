@@ -1,0 +1,72 @@
+"""Per-GPU table: power against limit with history, energy, temperature, utilization, memory, clock, throttle."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from appliance.tui import fmt
+
+THERMAL = ("HW thermal", "SW thermal", "HW slowdown", "power brake")
+
+
+def throttle_text(g) -> Text:
+    reasons = [r for r in g.throttle_reasons if r != "idle"]
+    if g.lost:
+        return Text("lost (needs reset)", style="bold red")
+    if any(r in THERMAL for r in reasons):
+        return Text(", ".join(reasons), style="bold red")
+    if reasons:
+        return Text(", ".join(reasons), style="yellow")
+    if "idle" in g.throttle_reasons:
+        return Text("idle", style="bright_black")
+    return Text("none", style="green")
+
+
+def power_text(g) -> Text:
+    t = Text()
+    t.append(f"{g.power_w:.0f}" if g.power_w is not None else fmt.DASH,
+             style="bold yellow" if g.at_power_limit else "bold")
+    t.append(f" / {g.power_limit_w:.0f} W" if g.power_limit_w is not None else " W")
+    return t
+
+
+class GpuTable(Static):
+    DEFAULT_CSS = """
+    GpuTable { height: auto; border: round $primary-darken-1; border-title-color: $text-accent; padding: 0 1; }
+    """
+
+    def on_mount(self) -> None:
+        self.border_title = "GPUs"
+
+    def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
+        tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
+                    header_style="bold")
+        tab.add_column("GPU", no_wrap=True)
+        tab.add_column("power/limit", justify="right", no_wrap=True)
+        tab.add_column("history", no_wrap=True, ratio=1 if wide else None)
+        tab.add_column("energy", justify="right", no_wrap=True)
+        tab.add_column("temp", justify="right", no_wrap=True)
+        tab.add_column("util", justify="right", no_wrap=True)
+        tab.add_column("memory", justify="right", no_wrap=True)
+        tab.add_column("clock", justify="right", no_wrap=True)
+        tab.add_column("throttle", no_wrap=True, overflow="ellipsis", min_width=4)
+        spark_w = max(10, min(90, self.size.width - 100)) if wide else 6
+        used = {i for e in snap.engines for i in e.gpus}
+        for g in snap.gpus:
+            name = f"{g.index}" + (f" {g.name.replace('NVIDIA ', '').replace('GeForce ', '')}" if wide else "")
+            label = Text(name, style="bold" if g.index in used else "bright_black")
+            hist = history.get(f"gpu:{g.index}:power_w", [])
+            sp = Text(fmt.spark(hist, spark_w, 0, g.power_max_w or g.power_limit_w),
+                      style="yellow" if g.at_power_limit else "cyan")
+            temp = Text(fmt.num(g.temperature_c, "°C"),
+                        style="bold red" if (g.temperature_c or 0) >= 83 else ("yellow" if (g.temperature_c or 0) >= 75
+                                                                                else ""))
+            util = Text(fmt.num(g.utilization_pct, "%"), style="bright_black" if not g.utilization_pct else "")
+            tab.add_row(label, power_text(g), sp, fmt.energy(g.energy_j), temp, util,
+                        fmt.mem(g.memory_used_bytes, g.memory_total_bytes, wide), fmt.num(g.sm_clock_mhz, "MHz").replace(",", ""),
+                        throttle_text(g))
+        if not snap.gpus:
+            tab.add_row(Text("no GPU readings", style="yellow"), *[""] * 8)
+        self.update(tab)

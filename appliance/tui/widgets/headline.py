@@ -1,0 +1,49 @@
+"""The headline: what the active profile delivers per joule and per watt, totals, and their recent history."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from appliance.tui import fmt
+
+
+def rig_power_history(snap, history: dict[str, list[float]]) -> list[float]:
+    """Sum of the profile's GPUs' power series, aligned on the most recent sample."""
+    used = {i for e in snap.engines for i in e.gpus} or {g.index for g in snap.gpus}
+    series = [history.get(f"gpu:{i}:power_w", []) for i in sorted(used)]
+    series = [s for s in series if s]
+    if not series:
+        return []
+    n = min(len(s) for s in series)
+    return [sum(s[-n + k] for s in series) for k in range(n)]
+
+
+class Headline(Static):
+    DEFAULT_CSS = """
+    Headline { height: 2; padding: 0 1; background: $boost; }
+    """
+
+    def show(self, snap, history: dict[str, list[float]] | None = None, width: int = 80) -> None:
+        t = Text(no_wrap=True, overflow="ellipsis")
+        tpj = snap.tokens_per_joule
+        t.append(f"{tpj:.3f} tok/J" if tpj is not None else "— tok/J", style="bold cyan")
+        t.append(" · ")
+        wpt = snap.watts_per_tps
+        t.append(f"{wpt:.2f} W per tok/s" if wpt is not None else "— W per tok/s", style="bold cyan")
+        t.append(" · ")
+        t.append(fmt.tps(snap.generation_tps), style="bold")
+        t.append(" at ")
+        t.append(fmt.watts(snap.power_w), style="bold")
+        capped = [g.index for g in snap.gpus if g.at_power_limit]
+        if capped:
+            t.append(f" · GPU {fmt.gpu_range(capped)} at power limit", style="yellow")
+        t.append("\n")
+        history = history or {}
+        spark_w = max(8, (width - 44) // 2)
+        t.append("generation ", style="bright_black")
+        t.append(fmt.spark(history.get("rig:gen_tps", []), spark_w), style="cyan")
+        t.append("  power ", style="bright_black")
+        t.append(fmt.spark(rig_power_history(snap, history), spark_w), style="cyan")
+        t.append(f"  (last {min(len(history.get('rig:gen_tps', [])), spark_w)} s)", style="bright_black")
+        self.update(t)

@@ -1,0 +1,45 @@
+"""History plots (plotext) for large terminals: GPU power against the limit, and tokens/s per engine."""
+
+from __future__ import annotations
+
+from textual_plotext import PlotextPlot
+
+
+class HistoryPlot(PlotextPlot):
+    DEFAULT_CSS = """
+    HistoryPlot { height: 1fr; min-height: 8; border: round $primary-darken-1; border-title-color: $text-accent; }
+    """
+
+    def __init__(self, title: str, ylabel: str, **kw) -> None:
+        super().__init__(**kw)
+        self._title = title
+        self._ylabel = ylabel
+        self._last = None
+
+    def on_mount(self) -> None:
+        self.border_title = self._title
+
+    def show(self, series: dict[str, list[float]], limit: float | None = None) -> None:
+        key = (tuple((k, tuple(v)) for k, v in series.items()), limit)
+        if key == self._last:
+            return
+        self._last = key
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        longest = max((len(v) for v in series.values()), default=0)
+        top = 0.0
+        for label, values in series.items():
+            if not values:
+                continue
+            xs = list(range(-len(values) + 1, 1))
+            plt.plot(xs, values, label=label, marker="braille")
+            top = max(top, max(values))
+        if limit:
+            plt.hline(limit, "red")
+            top = max(top, limit)
+        plt.ylim(0, top * 1.1 or 1)
+        plt.xlim(-max(longest - 1, 10), 0)
+        plt.xlabel("seconds ago")
+        plt.ylabel(self._ylabel)
+        self.refresh()
