@@ -70,31 +70,33 @@ def history(key: str, n: int = 60) -> list[float]:
     return [90 + 50 * math.sin((i + seed) / 7) + (i % 5) for i in range(n)]
 
 
-FAILED_EVENTS = [
-    Event("info", "fit main: fits (KV cache for 16 × 8,192 tokens)"),
-    Event("info", "switching alpha → crashy; the proxy serves the aliases from their fallbacks meanwhile"),
-    Event("info", "draining alpha: requests in flight finish (up to 30 s), new ones go to the fallbacks"),
-    Event("power", "GPU 0: power limit 300 W → 200 W", {"gpu": 0, "watts": 200}),
-    Event("info", "starting crashy (main)"),
-    Event("phase", "main: container created", {"engine": "main", "phase": "created", "elapsed_s": 0.0}),
-    Event("phase", "main: loading weights", {"engine": "main", "phase": "weights", "elapsed_s": 0.6}),
-    Event("phase", "main: KV cache / graph capture", {"engine": "main", "phase": "kv_graphs", "elapsed_s": 1.7}),
-    Event("fail", "main crashed: the GPU ran out of memory while starting", {
-        "lines": ["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
-                  "capacity of 23.55 GiB of which 1.12 GiB is free.",
-                  "RuntimeError: Engine core initialization failed. See root cause above."],
-        "fix": "lower gpu_memory_utilization or max_num_batched_tokens, or use a smaller quantization",
-        "reason": "crashed"}),
-    Event("rollback", "rolling back to alpha: crashy crashed (the GPU ran out of memory while starting)",
-          {"to": "alpha", "failed": "crashy"}),
-    Event("power", "GPU 0: power limit 200 W → 300 W", {"gpu": 0, "watts": 300}),
-    Event("info", "starting alpha (main)"),
-    Event("phase", "main: container created", {"engine": "main", "phase": "created", "elapsed_s": 0.0}),
-    Event("phase", "main: loading weights", {"engine": "main", "phase": "weights", "elapsed_s": 0.5}),
-    Event("phase", "main: KV cache / graph capture", {"engine": "main", "phase": "kv_graphs", "elapsed_s": 1.5}),
-    Event("phase", "main: ready", {"engine": "main", "phase": "ready", "elapsed_s": 2.3}),
-    Event("done", "alpha is ready after 2.3 s"),
-]
+def failed_events(target: str = "crashy", back: str = "alpha") -> list[Event]:
+    """A switch whose engine dies with vLLM's OOM message at start, then the rollback."""
+    return [
+        Event("info", "fit main: fits (KV cache for 16 × 8,192 tokens)"),
+        Event("info", f"switching {back} → {target}; the proxy serves the aliases from their fallbacks meanwhile"),
+        Event("info", f"draining {back}: requests in flight finish (up to 30 s), new ones go to the fallbacks"),
+        Event("power", "GPU 0: power limit 300 W → 200 W", {"gpu": 0, "watts": 200}),
+        Event("info", f"starting {target} (main)"),
+        Event("phase", "main: container created", {"engine": "main", "phase": "created", "elapsed_s": 0.0}),
+        Event("phase", "main: loading weights", {"engine": "main", "phase": "weights", "elapsed_s": 0.6}),
+        Event("phase", "main: KV cache / graph capture", {"engine": "main", "phase": "kv_graphs", "elapsed_s": 1.7}),
+        Event("fail", "main crashed: the GPU ran out of memory while starting", {
+            "lines": ["torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total "
+                      "capacity of 23.55 GiB of which 1.12 GiB is free.",
+                      "RuntimeError: Engine core initialization failed. See root cause above."],
+            "fix": "lower gpu_memory_utilization or max_num_batched_tokens, or use a smaller quantization",
+            "reason": "crashed"}),
+        Event("rollback", f"rolling back to {back}: {target} crashed (the GPU ran out of memory while starting)",
+              {"to": back, "failed": target}),
+        Event("power", "GPU 0: power limit 200 W → 300 W", {"gpu": 0, "watts": 300}),
+        Event("info", f"starting {back} (main)"),
+        Event("phase", "main: container created", {"engine": "main", "phase": "created", "elapsed_s": 0.0}),
+        Event("phase", "main: loading weights", {"engine": "main", "phase": "weights", "elapsed_s": 0.5}),
+        Event("phase", "main: KV cache / graph capture", {"engine": "main", "phase": "kv_graphs", "elapsed_s": 1.5}),
+        Event("phase", "main: ready", {"engine": "main", "phase": "ready", "elapsed_s": 2.3}),
+        Event("done", f"{back} is ready after 2.3 s"),
+    ]
 
 
 class FakeBackend:
@@ -120,7 +122,8 @@ class FakeBackend:
                       "proxy": ["INFO:     127.0.0.1:50000 - \"POST /v1/chat/completions HTTP/1.1\" 200 OK"] * 5}
 
     def info(self) -> RigInfo:
-        return RigInfo("simulated rig · 4 × RTX 3090 · local processes", True, self.gpu_problem,
+        desc = "GPU rig · docker" if self.gpu_problem else "simulated rig · 4 × RTX 3090 · local processes"
+        return RigInfo(desc, not self.gpu_problem, self.gpu_problem,
                        self.runtime_problem, self.running)
 
     def sample(self) -> Snapshot:
@@ -165,7 +168,8 @@ class FakeBackend:
             on_event(ev)
         if self.switch_ok:
             return StartResult(profile.name, True, {})
-        return StartResult(profile.name, False, {}, None, "main", "crashed; rolled back to alpha")
+        back = next((e.data["to"] for e in events if e.kind == "rollback"), "?")
+        return StartResult(profile.name, False, {}, None, "main", f"crashed; rolled back to {back}")
 
     def set_power(self, watts: float):
         self.power_calls.append(watts)

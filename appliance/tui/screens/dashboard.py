@@ -83,7 +83,8 @@ class DashboardScreen(Screen):
             self.query_one("#plot-tps", HistoryPlot).show(
                 {e.name: sample.history.get(f"engine:{e.name}:gen_tps", []) for e in snap.engines})
         warn = self.query_one("#warnings", Static)
-        lines = [w for w in snap.warnings]
+        dup = app.info is not None and app.info.gpu_problem
+        lines = [w for w in snap.warnings if not (dup and w.startswith("GPUs:"))]
         warn.display = bool(lines)
         if lines:
             warn.update(Text("\n".join("! " + w for w in lines), style="yellow"))

@@ -19,13 +19,13 @@ TAIL = 500
 
 def merge(old: deque, new: list[str]) -> tuple[list[str], bool]:
     """New lines of a fresh tail after what we already have: (lines to append, False), or (all, True) when the
-    tail no longer overlaps (rotated, restarted)."""
+    tail no longer overlaps (rotated, restarted). The last (up to) 3 lines we have anchor the overlap."""
     if not old:
         return new, True
-    m = min(3, len(old))
-    anchor = list(old)[-m:]
-    for i in range(len(new) - 1, m - 2, -1):
-        if new[i - m + 1:i + 1] == anchor:
+    have = list(old)[-3:]
+    for i in range(len(new) - 1, -1, -1):
+        n = min(len(have), i + 1)
+        if new[i - n + 1:i + 1] == have[-n:]:
             return new[i + 1:], False
     return new, True
 
@@ -151,7 +151,7 @@ class LogsScreen(Screen):
         box = self.query_one("#log-search", Input)
         box.value = ""
         box.display = False
-        self.query_one(RichLog).focus()
+        self.query_one(Tabs).focus()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.search = event.value
@@ -159,7 +159,7 @@ class LogsScreen(Screen):
         self._status()
 
     def on_input_submitted(self, _event) -> None:
-        self.query_one(RichLog).focus()
+        self.query_one(Tabs).focus()
 
     def _match(self, line: str) -> bool:
         return not self.search or self.search.lower() in line.lower()

@@ -41,6 +41,9 @@ class GpuTable(Static):
         self.border_title = "GPUs"
 
     def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
+        if not snap.gpus:
+            self.update(Text("no GPU readings", style="bold yellow"))
+            return
         tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
                     header_style="bold")
         tab.add_column("GPU", no_wrap=True)
@@ -67,6 +70,4 @@ class GpuTable(Static):
             tab.add_row(label, power_text(g), sp, fmt.energy(g.energy_j), temp, util,
                         fmt.mem(g.memory_used_bytes, g.memory_total_bytes, wide), fmt.num(g.sm_clock_mhz, "MHz").replace(",", ""),
                         throttle_text(g))
-        if not snap.gpus:
-            tab.add_row(Text("no GPU readings", style="yellow"), *[""] * 8)
         self.update(tab)

@@ -21,7 +21,7 @@ def rig_power_history(snap, history: dict[str, list[float]]) -> list[float]:
 
 class Headline(Static):
     DEFAULT_CSS = """
-    Headline { height: 2; padding: 0 1; background: $boost; }
+    Headline { height: auto; max-height: 2; padding: 0 1; background: $boost; }
     """
 
     def show(self, snap, history: dict[str, list[float]] | None = None, width: int = 80) -> None:
@@ -32,14 +32,17 @@ class Headline(Static):
         wpt = snap.watts_per_tps
         t.append(f"{wpt:.2f} W per tok/s" if wpt is not None else "— W per tok/s", style="bold cyan")
         t.append(" · ")
-        t.append(fmt.tps(snap.generation_tps), style="bold")
+        t.append(fmt.tps(snap.generation_tps) if snap.generation_tps is not None else "— tok/s", style="bold")
         t.append(" at ")
-        t.append(fmt.watts(snap.power_w), style="bold")
+        t.append(fmt.watts(snap.power_w) if snap.power_w is not None else "— W", style="bold")
         capped = [g.index for g in snap.gpus if g.at_power_limit]
         if capped:
             t.append(f" · GPU {fmt.gpu_range(capped)} at power limit", style="yellow")
-        t.append("\n")
         history = history or {}
+        if not history.get("rig:gen_tps"):
+            self.update(t)
+            return
+        t.append("\n")
         spark_w = max(8, (width - 44) // 2)
         t.append("generation ", style="bright_black")
         t.append(fmt.spark(history.get("rig:gen_tps", []), spark_w), style="cyan")

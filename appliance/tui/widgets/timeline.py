@@ -47,6 +47,10 @@ class SwitchLog:
                     "starting the"):
                 title = ev.message.split()[1]
                 out.append((title, {}))
+            elif ev.kind == "fail" and out:
+                for rows in out[-1][1].values():
+                    if rows and rows[-1][3] is False:
+                        rows[-1][3] = "failed"
             elif ev.kind == "rollback":
                 title = f"rollback to {ev.data.get('to', '?')}"
             elif ev.kind == "phase":
@@ -87,8 +91,10 @@ def render_switch(log: SwitchLog) -> Group:
         tab.add_column("", no_wrap=True)
         for eng, rows in engines.items():
             for i, (label, at, took, done) in enumerate(rows):
+                mark = (Text("✘ failed", style="bold red") if done == "failed" else
+                        Text("✔", style="green") if done else Text("…", style="yellow"))
                 tab.add_row(eng if i == 0 else "", label, f"+{at:.1f} s", fmt.num(took, "s", 1) if took is not None
-                            else "", Text("✔", style="green") if done else Text("…", style="yellow"))
+                            else "", mark)
         parts.append(Text(""))
         parts.append(tab)
     parts.append(Text(""))
