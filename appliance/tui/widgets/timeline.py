@@ -65,6 +65,19 @@ class SwitchLog:
                     rows[-1][3] = True
                 phase = ev.data.get("phase")
                 rows.append([PHASE_LABELS.get(phase, phase), at, None, phase == "ready"])
+        r = self.result
+        if r is not None and r.timelines:
+            # the tracker's own timeline of the target is complete (events only report phase changes seen)
+            rows = {eng: [[t["label"], t["started_s"], None if t["phase"] == "ready" else t["elapsed_s"],
+                           t["done"]] for t in tl] for eng, tl in r.timelines.items()}
+            if not r.ok and r.failed_engine in rows and rows[r.failed_engine]:
+                rows[r.failed_engine][-1][3] = "failed"
+            for i, (title, _) in enumerate(out):
+                if title == r.profile:
+                    out[i] = (title, rows)
+                    break
+            else:
+                out.insert(0, (r.profile, rows))
         return out
 
 
@@ -106,7 +119,7 @@ def render_switch(log: SwitchLog) -> Group:
         parts.append(Text(mark + ev.message, style=style))
         if ev.kind == "fail":
             for ln in ev.data.get("lines") or []:
-                parts.append(Text("    │ " + ln, style="red", no_wrap=True, overflow="ellipsis"))
+                parts.append(Text("    │ " + ln, style="red", overflow="fold"))
             if ev.data.get("fix"):
                 parts.append(Text("    fix: " + ev.data["fix"], style="bold"))
     return Group(*parts)

@@ -1,0 +1,144 @@
+"""The TUI's cost: steady-state CPU use (4 simulated GPUs, 2 engines, 1 Hz) and time to first paint.
+
+    .venv/bin/python benchmarks/tui_cpu.py [--seconds 30] [--size 120x40] [--profile rtx3090x4-two-tier]
+
+Starts a simulated rig (local processes, the real LiteLLM proxy; APPLIANCE_LITELLM or .venv-proxy) in a temporary
+state dir with background traffic, then runs `appliance.tui.app.run_app` in a child process on a pseudo-terminal
+of the given size — the real terminal driver, real rendering, nothing headless. Reported:
+  - first frame: spawn → the first bytes the app writes to the terminal (Python start and imports included);
+  - first paint with data: spawn → the dashboard shows the first sample (the headline's "tok/J");
+  - steady CPU: the child's user+system CPU time over the window after a warm-up, as % of one core.
+Targets (from the issue): CPU under 3 % of one core, first paint under 1.5 s. Measured, printed, never asserted.
+Loopback only; the rig is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import select
+import signal
+import struct
+import sys
+import tempfile
+import termios
+import fcntl
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CHILD = """
+import sys
+sys.path.insert(0, {repo!r})
+from appliance.stack import Rig, Stack
+from appliance.tui.app import run_app
+run_app(Stack(Rig(sim=True, runtime="process")), demo=True)
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def spawn(cols: int, rows: int, env: dict) -> tuple[int, int]:
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-c", CHILD.format(repo=str(REPO))], env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    return pid, fd
+
+
+def drain(fd: int, until: float, marker: bytes | None = None) -> tuple[bytes, float | None]:
+    """Read the terminal until `until`; return what was read and when the marker first appeared."""
+    buf = b""
+    seen = None
+    while time.time() < until:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if not r:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        buf += chunk
+        if marker and seen is None and marker in buf[-len(chunk) - len(marker):]:
+            seen = time.time()
+            return buf, seen
+    return buf, seen
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="measurement window (30)")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--size", default="120x40", help="terminal COLSxROWS (120x40)")
+    ap.add_argument("--profile", default="rtx3090x4-two-tier", help="4 GPUs, 2 engines")
+    ap.add_argument("--agents", type=int, default=3)
+    args = ap.parse_args()
+    cols, rows = map(int, args.size.lower().split("x"))
+
+    home = Path(tempfile.mkdtemp(prefix="tui-bench-"))
+    os.environ["APPLIANCE_HOME"] = str(home)
+    os.environ.setdefault("APPLIANCE_SIM_LOAD_S", "1")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    from appliance import secrets
+    from appliance.load import BackgroundTraffic
+    from appliance.profile import load_profile
+    from appliance.stack import Rig, Stack
+
+    stack = Stack(Rig(sim=True, runtime="process"))
+    profile = load_profile(args.profile)
+    print(f"starting {profile.name} on a simulated rig in {home} …", file=sys.stderr)
+    traffic = None
+    pid = None
+    try:
+        res = stack.up(profile)
+        if not res.ok:
+            print(f"the rig did not start: {res.reason}", file=sys.stderr)
+            return 1
+        port = stack.rig.load_state()["proxy"]["port"]
+        traffic = BackgroundTraffic(f"http://127.0.0.1:{port}/v1", secrets.master_key(),
+                                    profile.engines[0].aliases[0], concurrency=args.agents).start()
+        time.sleep(3)
+        env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(cols), LINES=str(rows))
+        t0 = time.time()
+        pid, fd = spawn(cols, rows, env)
+        _, first = drain(fd, t0 + 30, b"\x1b[")
+        _, painted = drain(fd, t0 + 30, b"tok/J")
+        drain(fd, time.time() + args.warmup)
+        c0, w0 = cpu_seconds(pid), time.time()
+        drain(fd, w0 + args.seconds)
+        c1, w1 = cpu_seconds(pid), time.time()
+        cpu_pct = 100 * (c1 - c0) / (w1 - w0)
+        engines = len(profile.engines)
+        gpus = stack.rig.gpus().count()
+        print()
+        print(f"TUI benchmark · {profile.name} · {gpus} simulated GPUs · {engines} engines · 1 Hz sampling · "
+              f"terminal {cols}×{rows} · {args.agents} agents of background traffic")
+        print(f"{'metric':<34}{'measured':>12}{'target':>12}")
+        print(f"{'first frame (spawn → first bytes)':<34}{(first - t0) if first else float('nan'):>10.2f} s"
+              f"{'':>12}")
+        print(f"{'first paint with data':<34}{(painted - t0) if painted else float('nan'):>10.2f} s"
+              f"{'< 1.5 s':>12}")
+        print(f"{'steady-state CPU (one core)':<34}{cpu_pct:>10.2f} %{'< 3 %':>12}")
+        print(f"{'window':<34}{w1 - w0:>10.1f} s")
+        return 0
+    finally:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+        if traffic:
+            traffic.stop()
+        stack.down(all_=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
