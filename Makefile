@@ -5,9 +5,17 @@ VENV := .venv
 PROXY_VENV := .venv-proxy
 export APPLIANCE_LITELLM ?= $(CURDIR)/$(PROXY_VENV)/bin/litellm
 
-.PHONY: install demo test testbed testbed-down render clean
+.PHONY: install deps demo test testbed testbed-down render clean
 
-install: $(VENV)/.installed $(PROXY_VENV)/.installed
+install: deps $(VENV)/.installed $(PROXY_VENV)/.installed
+
+# HAProxy is the front door (Debian's package). Installed without starting its packaged service.
+deps:
+	@command -v haproxy >/dev/null || { \
+	  echo "installing haproxy (the front door) from Debian's packages …"; \
+	  made=; [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made=1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null; \
+	  rc=$$?; [ -n "$$made" ] && rm -f /usr/sbin/policy-rc.d; exit $$rc; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)

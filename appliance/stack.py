@@ -343,9 +343,38 @@ class Stack:
         return changes
 
     # -- the proxy -----------------------------------------------------------------------------------
+    # The front door: HAProxy on the agents' port (hot path to healthy local engines, master-key check, health
+    # checks, drain), LiteLLM on the next port (fallbacks, hosted providers, context-window fallbacks).
+    def _frontdoor_settings(self, profiles: list[Profile]):
+        from appliance import frontdoor
+        from appliance.render.frontdoor import FrontDoorSettings
+        from appliance.render.litellm import proxy_settings
+
+        lan = self.rig.load_state().get("lan")
+        ps = proxy_settings(profiles, lan=lan)
+        return ps, FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=ps.port + 1,
+                                     fallback_base_port=ps.port + 2,
+                                     socket_path=str(frontdoor.socket_path(self.rig.dir)),
+                                     first_token_s=ps.first_token_timeout_s, request_s=ps.request_timeout_s)
+
+    def _routed_profile(self) -> Profile | None:
+        """The profile whose engines the front door routes to now (the running one)."""
+        name = self.rig.load_state().get("routed")
+        if not name:
+            return None
+        from appliance.profile import load_profile
+
+        try:
+            return load_profile(self.rig.load_state().get("routed_file") or name)
+        except ApplianceError:
+            return None
+
     def ensure_proxy(self, profile: Profile | None) -> None:
+        """Render the proxy project from every profile and start it if it is not running (restart it if its
+        LiteLLM config changed). The front door keeps routing to the profile that runs now; `_route` moves it."""
         from appliance import render, secrets
-        from appliance.render.litellm import PROXY_PROJECT
+        from appliance.render.frontdoor import render_frontdoor_compose
+        from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT
 
         secrets.master_key()  # generated on first use, stored 0600
         profiles = self._proxy_profiles(profile)
@@ -355,39 +384,120 @@ class Stack:
                     self.emit("warn", f"fallback `{h.name}` ({h.litellm_model}) cannot work: {h.api_key_env} is not "
                                       f"set (`appliance keys set {h.provider}` or export it)")
         overrides = self._hosted_stand_ins(profiles) if self.rig.sim else None
-        lan = self.rig.load_state().get("lan")
-        files = render.render_proxy_files(profiles, self.rig.rendered, lan=lan, hosted_overrides=overrides)
-        changed = any(not f.same_content() for f in files)
+        ps, fd = self._frontdoor_settings(profiles)
+        files = render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides,
+                                          frontdoor=fd, active=self._routed_profile())
+        changed = any(not f.same_content() for f in files if f.path.name != "haproxy.cfg")
         for f in files:
             f.write()
-        running = any(s.alive for s in self.rig.proxy_runtime.states(PROXY_PROJECT))
+        Path(fd.socket_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        states = self.rig.proxy_runtime.states(PROXY_PROJECT)
+        running = bool(states) and all(s.alive for s in states) and len(states) == 2
         if running and not changed:
             return
-        from appliance.render.litellm import proxy_settings, render_proxy_project
-
-        settings = proxy_settings(profiles, lan=lan)
-        compose = render_proxy_project(settings)
-        cfg = self.rig.rendered / "proxy" / "litellm.yaml"
+        proxy_dir = self.rig.rendered / "proxy"
+        compose = render_frontdoor_compose(fd, LITELLM_IMAGE)
         if self.rig.proxy_runtime.kind == "process":
-            compose["services"]["litellm"]["command"] = ["--config", str(cfg), "--host", settings.host,
-                                                         "--port", str(settings.port)]
-        if running:
+            compose["services"]["litellm"]["command"] = [
+                "--config", str(proxy_dir / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(fd.litellm_port)]
+            compose["services"]["frontdoor"]["command"] = ["haproxy", "-W", "-db", "-f", str(proxy_dir / "haproxy.cfg")]
+            compose["services"]["frontdoor"]["stop_grace_period"] = "5s"
+        if states:
             self.emit("info", "the proxy config changed (new aliases or fallbacks): restarting the proxy")
-            self.rig.proxy_runtime.down(PROXY_PROJECT, self.rig.rendered / "proxy" / "compose.yaml", timeout_s=10)
-        elif not _port_free(settings.port):
-            raise StackError(f"the proxy's port {settings.port} is already in use",
-                             f"stop what listens there (`ss -ltnp 'sport = :{settings.port}'`) or set proxy.port")
-        if settings.host != "127.0.0.1":
-            self.emit("warn", f"the proxy listens on {settings.host}:{settings.port}: reachable from your LAN "
+            self.rig.proxy_runtime.down(PROXY_PROJECT, proxy_dir / "compose.yaml", timeout_s=10)
+        for port, what in ((fd.port, "the proxy's port"), (fd.litellm_port, "LiteLLM's port (proxy port + 1)")):
+            if not _port_free(port):
+                raise StackError(f"{what} {port} is already in use",
+                                 f"stop what listens there (`ss -ltnp 'sport = :{port}'`) or set proxy.port")
+        if fd.host != "127.0.0.1":
+            self.emit("warn", f"the proxy listens on {fd.host}:{fd.port}: reachable from your LAN "
                               "(anyone there with the master key can use it)")
-        self.emit("info", f"starting the LiteLLM proxy on http://{settings.host}:{settings.port}")
-        self.rig.proxy_runtime.up(PROXY_PROJECT, self.rig.rendered / "proxy" / "compose.yaml", compose)
+        self.emit("info", f"starting the front door on http://{fd.host}:{fd.port} (HAProxy → engines; LiteLLM on "
+                          f":{fd.litellm_port} for fallbacks)")
+        self.rig.proxy_runtime.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         state = self.rig.load_state()
-        state["proxy"] = {"host": settings.host, "port": settings.port}
+        state["proxy"] = {"host": fd.host, "port": fd.port, "litellm_port": fd.litellm_port,
+                          "socket": fd.socket_path}
         self.rig.save_state(state)
+        from appliance import frontdoor
+
+        frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
+        routed = self._routed_profile()
+        if routed is not None:  # a restarted front door starts with its engines disabled
+            self._enable(routed)
+
+    def _frontdoor_sock(self) -> Path | None:
+        sock = (self.rig.load_state().get("proxy") or {}).get("socket")
+        return Path(sock) if sock else None
+
+    def _enable(self, profile: Profile) -> None:
+        from appliance import frontdoor
+        from appliance.render.frontdoor import backend_name
+
+        sock = self._frontdoor_sock()
+        if sock is None:
+            return
+        for e in profile.engines:
+            for a in e.aliases:
+                frontdoor.set_state(sock, backend_name(a), "ready")
+                frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")
+
+    def _drain(self, profile: Profile | None) -> None:
+        """New requests for the profile's aliases go to their fallbacks; requests in flight finish."""
+        from appliance import frontdoor
+        from appliance.render.frontdoor import backend_name
+
+        sock = self._frontdoor_sock()
+        if sock is None or profile is None:
+            return
+        for e in profile.engines:
+            for a in e.aliases:
+                try:
+                    frontdoor.set_state(sock, backend_name(a), "drain")
+                except StackError as exc:
+                    self.emit("warn", f"could not drain {a}: {exc.message}")
+
+    def _route(self, profile: Profile) -> None:
+        """Point the front door at `profile`'s engines (they are healthy): new config, seamless reload, enable."""
+        from appliance import frontdoor, render
+
+        state = self.rig.load_state()
+        state.update(routed=profile.name, routed_file=profile.source_file)
+        self.rig.save_state(state)
+        profiles = self._proxy_profiles(profile)
+        overrides = self._hosted_stand_ins(profiles) if self.rig.sim else None
+        _ps, fd = self._frontdoor_settings(profiles)
+        files = render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides, frontdoor=fd,
+                                          active=profile)
+        cfg = [f for f in files if f.path.name == "haproxy.cfg"][0]
+        sock = Path(fd.socket_path)
+        if not cfg.same_text():
+            cfg.write()
+            before = frontdoor.worker_pid(sock)
+            self._signal_frontdoor("SIGUSR2")
+            frontdoor.wait_ready(sock, timeout_s=15, not_pid=before)
+        self._enable(profile)
+
+    def _signal_frontdoor(self, sig: str) -> None:
+        import signal as _signal
+
+        from appliance.render.litellm import PROXY_PROJECT
+
+        rt = self.rig.proxy_runtime
+        if rt.kind == "process":
+            for s in rt.states(PROXY_PROJECT):
+                if s.service == "frontdoor" and s.pid:
+                    os.kill(s.pid, getattr(_signal, sig))
+                    return
+            raise StackError("the front door is not running", "`appliance up PROFILE` starts it")
+        for c in rt._containers(PROXY_PROJECT):
+            if c.labels.get("com.docker.compose.service") == "frontdoor":
+                c.kill(signal=sig)
+                return
+        raise StackError("the front door container is not running", "`appliance up PROFILE` starts it")
 
     def wait_proxy(self, timeout_s: float = 180.0) -> None:
-        """Block until the proxy answers its liveness probe (LiteLLM needs ~6 s to import and start)."""
+        """Block until the proxy answers its liveness probe through the front door (LiteLLM needs ~6 s)."""
         from appliance import http
         from appliance.render.litellm import PROXY_PROJECT
 
@@ -405,11 +515,12 @@ class Stack:
                 states = self.rig.proxy_runtime.states(PROXY_PROJECT)
                 dead = [s for s in states if s.status in ("exited", "dead") or s.restarts > 0]
                 if dead or time.time() - t0 > timeout_s:
-                    lines = list(self.rig.proxy_runtime.logs(PROXY_PROJECT, "litellm", tail=30))
                     from appliance import secrets
 
+                    svc = dead[0].service if dead else "litellm"
+                    lines = list(self.rig.proxy_runtime.logs(PROXY_PROJECT, svc, tail=30))
                     tail = [secrets.redact(ln) for ln in lines if ln.strip()][-6:]
-                    raise StackError("the LiteLLM proxy did not start" + (
+                    raise StackError(f"the proxy ({svc}) did not start" + (
                         f" (exit code {dead[0].exit_code})" if dead else f" within {timeout_s:.0f} s"),
                         "its last log lines: " + " | ".join(tail) if tail else "`appliance logs proxy`")
                 self.emit("wait", f"waiting for the proxy ({time.time() - t0:.0f} s)")
@@ -597,6 +708,7 @@ class Stack:
             if result.ok:
                 state.update(last_good=profile.name, last_good_file=profile.source_file)
                 self.rig.save_state(state)
+                self._route(profile)
                 self.wait_proxy()
                 return result
             self._report_failure(result)
@@ -631,6 +743,7 @@ class Stack:
                               "fallbacks meanwhile")
             self.emit("info", f"draining {old_name}: requests in flight finish (up to {drain_s:.0f} s), new ones "
                               "go to the fallbacks")
+            self._drain(old)
             self._stop(old_name, timeout_s=int(drain_s) + 15)
             self._apply_power(profile)
             state = self.rig.load_state()
@@ -641,6 +754,7 @@ class Stack:
                 state = self.rig.load_state()
                 state.update(last_good=profile.name, last_good_file=profile.source_file)
                 self.rig.save_state(state)
+                self._route(profile)
                 self.wait_proxy()
                 return result
             self._report_failure(result)
@@ -664,7 +778,9 @@ class Stack:
             state.update(active=back.name, active_file=back.source_file)
             self.rig.save_state(state)
             again = self._start(back, timeout_s, stall_s)
-            if not again.ok:
+            if again.ok:
+                self._route(back)
+            else:
                 self._report_failure(again)
                 self.emit("fail", f"the rollback to {back.name} failed too; nothing is running")
                 state.update(active=None)
@@ -719,8 +835,9 @@ class Stack:
         from appliance import secrets
         from appliance.render.litellm import PROXY_PROJECT
 
-        if engine == "proxy":
-            for line in self.rig.proxy_runtime.logs(PROXY_PROJECT, "litellm", tail=tail, follow=follow):
+        if engine in ("proxy", "litellm", "frontdoor"):
+            service = "frontdoor" if engine == "frontdoor" else "litellm"
+            for line in self.rig.proxy_runtime.logs(PROXY_PROJECT, service, tail=tail, follow=follow):
                 yield secrets.redact(line)
             return
         profile = self.active_profile()
@@ -733,7 +850,8 @@ class Stack:
                                  "name one: `appliance logs ENGINE --follow`")
             engine = labels[0]
         if engine not in labels:
-            raise StackError(f"no engine `{engine}` in {profile.name}", "engines: " + ", ".join(labels + ["proxy"]))
+            raise StackError(f"no engine `{engine}` in {profile.name}",
+                             "engines: " + ", ".join(labels + ["proxy", "frontdoor"]))
         for line in self.rig.runtime.logs(self.project(profile.name), engine, tail=tail, follow=follow):
             yield secrets.redact(line)
 

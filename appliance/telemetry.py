@@ -164,14 +164,17 @@ class Sampler:
             return snap
         from appliance import secrets
 
+        litellm = f"http://127.0.0.1:{state.get('litellm_port', state['port'])}"
         try:
-            r = self._http().get(f"{url}/metrics/", headers={"Authorization": f"Bearer {secrets.master_key()}"})
+            r = self._http().get(f"{litellm}/metrics/", headers={"Authorization": f"Bearer {secrets.master_key()}"})
             scrape = metrics.parse(r.text, time.time()) if r.status_code == 200 else None
         except Exception:  # noqa: BLE001 - telemetry must not take the sampler down; the proxy shows "no metrics"
             scrape = None
-        if scrape is None:
-            return snap
-        return proxy_counts(snap, scrape)
+        if scrape is not None:
+            snap = proxy_counts(snap, scrape)
+        if state.get("socket"):
+            snap = frontdoor_counts(snap, state["socket"], self.stack)
+        return snap
 
 
 def proxy_counts(snap: ProxySnap, scrape: metrics.Scrape) -> ProxySnap:
@@ -191,3 +194,28 @@ def proxy_counts(snap: ProxySnap, scrape: metrics.Scrape) -> ProxySnap:
     errors = sum(v for _, v in scrape.series("litellm_proxy_failed_requests_metric_total"))
     return replace(snap, requests_local=local, requests_fallback=fallback, fallbacks=sum(fallback.values()),
                    errors=errors)
+
+
+def frontdoor_counts(snap: ProxySnap, sock: str, stack) -> ProxySnap:
+    """Add what the front door relayed itself (requests that never touched LiteLLM): per alias, to the local
+    engine and to the fallback; 5xx answers it sent to agents."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from appliance import frontdoor
+    from appliance.errors import ApplianceError
+    from appliance.render.frontdoor import backend_name
+
+    try:
+        c = frontdoor.counts(Path(sock))
+    except ApplianceError:
+        return snap
+    local, fallback = dict(snap.requests_local), dict(snap.requests_fallback)
+    profile = stack.active_profile()
+    for e in profile.engines if profile else ():
+        for a in e.aliases:
+            b = backend_name(a)
+            local[a] = local.get(a, 0) + c["local"].get(b, 0)
+            fallback[a] = fallback.get(a, 0) + c["fallback"].get(b, 0)
+    return replace(snap, requests_local=local, requests_fallback=fallback, fallbacks=sum(fallback.values()),
+                   errors=snap.errors + c["errors"])

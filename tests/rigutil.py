@@ -7,9 +7,11 @@ import os
 import textwrap
 from pathlib import Path
 
-ENGINE_PORT = 18000
-PROXY_PORT = 14000
-HOSTED_BASE = 14100
+# APPLIANCE_TEST_PORT_OFFSET moves every port (two test runs on one machine must not share ports)
+_OFFSET = int(os.environ.get("APPLIANCE_TEST_PORT_OFFSET", "0"))
+ENGINE_PORT = 18000 + _OFFSET
+PROXY_PORT = 14000 + _OFFSET
+HOSTED_BASE = 14100 + _OFFSET
 
 
 def write_profiles(d: Path) -> None:

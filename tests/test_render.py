@@ -168,3 +168,28 @@ def test_rendered_litellm_config_loads_in_the_real_litellm(litellm_bin, tmp_path
     assert f"config OK ({n} models)" in text
     assert "is not a valid argument" not in text, "a router_settings key LiteLLM ignores"
     assert "NOT a valid" not in text
+
+
+@pytest.mark.parametrize("active", [None] + PROFILES, ids=lambda p: p.name if p else "none")
+def test_frontdoor_config_is_valid_haproxy(active, tmp_path):
+    import shutil
+
+    from appliance.render.frontdoor import FrontDoorSettings, render_haproxy
+
+    haproxy = shutil.which("haproxy")
+    if haproxy is None:
+        from conftest import missing
+
+        missing("HAProxy", "`make install` installs Debian's haproxy")
+    fd = FrontDoorSettings(socket_path=str(tmp_path / "h.sock"))
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(render_haproxy(PROFILES, active, fd))
+    out = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True,
+                         env={"LITELLM_MASTER_KEY": "sk-test", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = cfg.read_text()
+    assert "sk-test" not in text and "${LITELLM_MASTER_KEY}" in text
+    if active is not None:
+        for e in active.engines:
+            assert f"server local 127.0.0.1:{e.port} check" in text
+            assert f"fits_alias_{e.aliases[0].replace('-', '_')} var(txn.need) -m int le {e.max_model_len}" in text

@@ -66,6 +66,14 @@ class Rendered:
         except OSError:
             return False
 
+    def same_text(self) -> bool:
+        """Equal but for the header lines (which list the source files)."""
+        strip = lambda t: "\n".join(ln for ln in t.splitlines() if not ln.startswith("# "))  # noqa: E731
+        try:
+            return strip(self.path.read_text()) == strip(self.text)
+        except OSError:
+            return False
+
     def same_content(self) -> bool:
         """Equal as data (the header, which lists source files, may differ)."""
         try:
@@ -84,17 +92,29 @@ def render_engine_files(profile, out_dir: Path, settings=None) -> list[Rendered]
 
 
 def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None,
-                       hosted_overrides: dict[str, str] | None = None) -> list[Rendered]:
-    from appliance.render.litellm import proxy_settings, render_litellm_config, render_proxy_project
+                       hosted_overrides: dict[str, str] | None = None, frontdoor=None,
+                       active=None) -> list[Rendered]:
+    """The proxy project: compose.yaml (HAProxy front door + LiteLLM), litellm.yaml, and haproxy.cfg routing the
+    aliases of `active` (the running profile; None: everything through LiteLLM)."""
+    from appliance.render.frontdoor import FrontDoorSettings, render_frontdoor_compose, render_haproxy
+    from appliance.render.litellm import LITELLM_IMAGE, proxy_settings, render_litellm_config
 
     settings = proxy_settings(profiles, lan=lan)
+    fd = frontdoor or FrontDoorSettings(host=settings.host, port=settings.port, litellm_port=settings.port + 1,
+                                        fallback_base_port=settings.port + 2,
+                                        first_token_s=settings.first_token_timeout_s,
+                                        request_s=settings.request_timeout_s)
     sources = [p.source_file or p.name for p in profiles]
     config = render_litellm_config(profiles, settings, hosted_overrides)
-    compose = render_proxy_project(settings)
+    compose = render_frontdoor_compose(fd, LITELLM_IMAGE)
+    routed = f"routing the aliases of `{active.name}`" if active else "no profile running: all through LiteLLM"
     return [
         Rendered(out_dir / "proxy" / "compose.yaml",
-                 header(sources, "Proxy project (LiteLLM), shared by every profile.") + dump(compose)),
+                 header(sources, "Proxy project: HAProxy front door + LiteLLM, shared by every profile.") +
+                 dump(compose)),
         Rendered(out_dir / "proxy" / "litellm.yaml",
                  header(sources, "LiteLLM proxy config: one model group per alias, hosted fallbacks.") +
                  dump(config)),
+        Rendered(out_dir / "proxy" / "haproxy.cfg",
+                 header(sources, f"HAProxy front door ({routed}).") + render_haproxy(profiles, active, fd)),
     ]

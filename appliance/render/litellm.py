@@ -183,25 +183,3 @@ def render_litellm_config(profiles: list[Profile], settings: ProxySettings | Non
             "background_health_checks": False,
         },
     }
-
-
-def render_proxy_project(settings: ProxySettings) -> dict:
-    probe = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{settings.port}"
-             "/health/liveliness', timeout=5)")
-    return {
-        "name": PROXY_PROJECT,
-        "services": {
-            "litellm": {
-                "image": LITELLM_IMAGE,
-                "command": ["--config", "/app/config.yaml", "--host", settings.host, "--port", str(settings.port)],
-                "network_mode": "host",
-                "restart": "unless-stopped",
-                "env_file": [{"path": SECRETS_VAR, "required": True}],  # master key + hosted keys, mode 0600
-                "environment": dict(PROXY_ENV),
-                "volumes": ["./litellm.yaml:/app/config.yaml:ro"],
-                "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
-                                "retries": 3, "start_period": "60s"},
-                "labels": {"appliance.proxy": "litellm"},
-            }
-        },
-    }

@@ -90,6 +90,13 @@ class ProcessRuntime:
                 raise RuntimeBoundaryError("the LiteLLM proxy environment is missing",
                                            "run `make install` (it creates .venv-proxy), or set APPLIANCE_LITELLM")
             return [str(exe), *command]
+        if command[:1] == ["haproxy"]:
+            exe = shutil.which("haproxy")
+            if not exe:
+                raise RuntimeBoundaryError("HAProxy (the front door) is not installed",
+                                           "install it: `sudo apt-get install haproxy` (Debian/Ubuntu), or `make "
+                                           "install`")
+            return [exe, *command[1:]]
         if entry or command:
             return [*entry, *command]
         raise RuntimeBoundaryError(f"service has nothing to run: {service}", "this is a bug in the renderer")

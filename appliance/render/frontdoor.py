@@ -1,0 +1,210 @@
+"""Pure: the front door — HAProxy on the agents' URL, LiteLLM behind it for fallbacks and translation.
+
+Why (benchmarks/README.md has the numbers): one LiteLLM worker spends ~0.7–1 ms of CPU per streamed token and
+adds ~14 ms to every time-to-first-token; HAProxy relays a token for a few µs. So the hot path — a request for
+a local alias whose engine is healthy — goes from HAProxy straight to vLLM (which serves the alias itself via
+--served-model-name), and everything else goes to LiteLLM:
+
+  agents ──▶ HAProxy :port ──(healthy local alias, request small enough)──▶ vLLM 127.0.0.1:engine-port
+                 │  └─(engine down, loading, hung, 5xx, draining)──▶ backup: LiteLLM, asking for the alias's
+                 │                                                   first fallback by path
+                 └─(hosted aliases, /v1/models, large requests, anything else)──▶ LiteLLM :port+1
+
+- The master key is checked by HAProxy (`Authorization: Bearer …`, read from the environment, never written
+  here); a request without it gets 401.
+- Health: an active `GET /health` check every second marks an engine down while it loads or hangs; one error
+  response or refused connection marks it down at once (`observe layer7`, `error-limit 1`); the request is
+  retried on the backup server (LiteLLM → the fallback), so it does not fail.
+- Context guard: a request goes the direct way only when it provably fits the engine's context —
+  body bytes + max_tokens + 256 ≤ max_model_len (a token is at least one byte of the prompt). Larger ones go to
+  LiteLLM, which sends them to the local engine and, on vLLM's context-length error, to a context-window
+  fallback with a larger window.
+- Switches: local servers start disabled; the Stack enables a server (runtime API) once its engine answers
+  /health, and sets it to drain before stopping it, so requests in flight finish and new ones take the fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from appliance.profile import Profile
+from appliance.render.litellm import collect, local_deployment_id
+
+HAPROXY_IMAGE = "haproxy:2.6.12"
+CONTEXT_MARGIN_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class FrontDoorSettings:
+    host: str = "127.0.0.1"
+    port: int = 4000
+    litellm_port: int = 4001
+    fallback_base_port: int = 4002  # one internal listener per alias that has a fallback
+    socket_path: str = "/run/appliance/haproxy.sock"
+    first_token_s: float = 30.0  # a local engine that has not answered by then: retried on the fallback
+    request_s: float = 600.0
+    check_interval_ms: int = 1000
+    master_key_env: str = "LITELLM_MASTER_KEY"
+
+
+@dataclass(frozen=True)
+class Route:
+    alias: str
+    port: int
+    max_model_len: int | None  # of the active profile's engine; None when the alias is not served locally now
+    fallback: str | None
+    backend: str = field(default="")
+    fallback_port: int | None = None
+
+
+def backend_name(alias: str) -> str:
+    return "alias_" + "".join(c if c.isalnum() else "_" for c in alias)
+
+
+def routes(profiles: list[Profile], active: Profile | None, settings: FrontDoorSettings) -> list[Route]:
+    alias_port, _hosted, fallbacks, _ctx = collect(profiles)
+    lens = {a: e.max_model_len for e in (active.engines if active else ()) for a in e.aliases}
+    out = []
+    k = 0
+    for alias in sorted(alias_port):
+        fb = (fallbacks.get(alias) or [None])[0]
+        fport = None
+        if fb:
+            fport = settings.fallback_base_port + k
+            k += 1
+        out.append(Route(alias, alias_port[alias][0], lens.get(alias), fb, backend_name(alias), fport))
+    return out
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_haproxy(profiles: list[Profile], active: Profile | None, settings: FrontDoorSettings) -> str:
+    rs = routes(profiles, active, settings)
+    key_acl = f'"Bearer ${{{settings.master_key_env}}}"'
+    unauthorized = ('{"error":{"message":"Authentication Error: no valid key (Authorization: Bearer <master key>)",'
+                    '"type":"auth_error","param":null,"code":"401"}}')
+    lines = [
+        "global",
+        "    master-worker",
+        f"    stats socket {settings.socket_path} mode 600 level admin expose-fd listeners",
+        "    tune.bufsize 65536          # requests up to 64 KiB are inspected (model, max_tokens); larger: LiteLLM",
+        "    nbthread 1",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 200ms       # loopback: a refused or missing engine is retried elsewhere at once",
+        "    timeout client 10m",
+        f"    timeout server {int(settings.request_s)}s",
+        "    timeout http-request 60s",
+        "    timeout queue 10s",
+        "    timeout check 1s            # a loading vLLM accepts TCP and stays silent: no answer in 1 s = down",
+        "    option http-no-delay",
+        "    retries 2",
+        "    option redispatch 1",
+        "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
+        "",
+        "frontend agents",
+        f"    bind {settings.host}:{settings.port}",
+        "    option http-buffer-request",
+        f"    acl authed req.hdr(authorization) -m str {key_acl}",
+        "    acl public path /health/liveliness /health/liveness /health/readiness",
+        f"    http-request return status 401 content-type application/json string {_q(unauthorized)} "
+        "unless authed or public",
+        "    acl inference path /v1/chat/completions /chat/completions /v1/completions /completions",
+        "    http-request set-var(txn.model) req.body,json_query('$.model') if inference",
+        "    http-request set-var(txn.max_tokens) int(0) if inference",
+        "    http-request set-var(txn.max_tokens) req.body,json_query('$.max_completion_tokens','int') if inference",
+        "    http-request set-var(txn.max_tokens) req.body,json_query('$.max_tokens','int') if inference",
+        "    http-request set-var(txn.need) req.body_size,add(txn.max_tokens),add(" + str(CONTEXT_MARGIN_TOKENS) +
+        ") if inference",
+    ]
+    for r in rs:
+        if r.max_model_len is None:
+            continue  # not served locally by the active profile: LiteLLM serves it from its fallbacks
+        lines += [
+            f"    acl is_{r.backend} var(txn.model) -m str {_q(r.alias)}",
+            f"    acl fits_{r.backend} var(txn.need) -m int le {r.max_model_len}",
+            f"    use_backend {r.backend} if inference is_{r.backend} fits_{r.backend}",
+        ]
+    lines += ["    default_backend litellm", ""]
+    for r in rs:
+        if r.max_model_len is None:
+            continue
+        mid = local_deployment_id(r.alias, r.port)
+        lines += [
+            f"backend {r.backend}",
+            "    balance first",
+            "    option httpchk GET /health",
+            "    http-check expect status 200",
+            f"    timeout server {int(settings.first_token_s)}s   # no first byte by then: retried on the fallback",
+            f"    default-server inter {settings.check_interval_ms}ms fastinter 500ms downinter "
+            f"{settings.check_interval_ms}ms fall 1 rise 1",
+            f"    server local 127.0.0.1:{r.port} check observe layer7 error-limit 1 on-error mark-down disabled",
+        ]
+        if r.fallback_port:
+            # listed second, not as `backup`: `balance first` sends everything to `local` while it is up, and a
+            # retried request (after a 5xx, a refused connection or a first-token timeout) is redispatched here —
+            # HAProxy does not redispatch to a backup server while the failing one still counts as up
+            lines.append(f"    server fallback 127.0.0.1:{r.fallback_port}")
+        lines += [
+            f"    http-response set-header x-litellm-model-id {_q(mid)} if {{ srv_name local }}",
+            f"    http-response set-header x-litellm-model-group {_q(r.alias)} if {{ srv_name local }}",
+            "    http-response set-header x-appliance-route local if { srv_name local }",
+            "    http-response set-header x-appliance-route fallback if { srv_name fallback }",
+            "",
+        ]
+        if r.fallback_port:
+            lines += [
+                f"frontend fallback_{r.backend}",
+                f"    bind 127.0.0.1:{r.fallback_port}",
+                f"    http-request set-path /openai/deployments/{r.fallback}%[path,regsub(^/v1,)]",
+                "    default_backend litellm",
+                "",
+            ]
+    lines += [
+        "backend litellm",
+        "    timeout server 10m",
+        "    option httpchk GET /health/liveliness",
+        f"    server litellm 127.0.0.1:{settings.litellm_port} check inter 2s fall 3 rise 1",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, litellm_host: str = "127.0.0.1") -> dict:
+    """The proxy project on a real rig: HAProxy on the agents' port, LiteLLM on the next port, both on the host
+    network; the runtime socket lives in a host directory so the appliance can drain and enable engines."""
+    from appliance.render.litellm import PROXY_ENV, PROXY_PROJECT, SECRETS_VAR
+
+    probe = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{settings.litellm_port}"
+             "/health/liveliness', timeout=5)")
+    sock_dir = settings.socket_path.rsplit("/", 1)[0]
+    return {
+        "name": PROXY_PROJECT,
+        "services": {
+            "frontdoor": {
+                "image": HAPROXY_IMAGE,
+                "command": ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+                "network_mode": "host",
+                "restart": "unless-stopped",
+                "env_file": [{"path": SECRETS_VAR, "required": True}],  # the master key for the ACL
+                "volumes": ["./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro", f"{sock_dir}:{sock_dir}"],
+                "labels": {"appliance.proxy": "haproxy"},
+            },
+            "litellm": {
+                "image": litellm_image,
+                "command": ["--config", "/app/config.yaml", "--host", litellm_host, "--port",
+                            str(settings.litellm_port)],
+                "network_mode": "host",
+                "restart": "unless-stopped",
+                "env_file": [{"path": SECRETS_VAR, "required": True}],
+                "environment": dict(PROXY_ENV),
+                "volumes": ["./litellm.yaml:/app/config.yaml:ro"],
+                "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
+                                "retries": 3, "start_period": "60s"},
+                "labels": {"appliance.proxy": "litellm"},
+            },
+        },
+    }
