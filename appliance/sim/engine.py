@@ -100,6 +100,9 @@ class Config:
         self.non_default = {k: v for k, v in vars(ns).items() if k in defaults and defaults[k] != v}
 
 
+FIXED_STREAM_TOK_S = float(os.environ.get("APPLIANCE_SIM_STREAM_TOK_S", "0") or 0)
+
+
 def _faults_from_env() -> set[str]:
     raw = os.environ.get("APPLIANCE_SIM_FAULT", "")
     return {f.strip() for f in raw.split(",") if f.strip()}
@@ -233,6 +236,8 @@ class Engine:
             self.prefill = physics.PREFILL_X * self.r1 / (self.spec.factor if self.spec else 1.0)
 
     def per_request_rate(self) -> float:
+        if FIXED_STREAM_TOK_S:  # benchmarks: every stream at a fixed pace, whatever the concurrency
+            return FIXED_STREAM_TOK_S
         c = max(1, len(self.running))
         return self.r1 * physics.concurrency_scale(c) / c
 
