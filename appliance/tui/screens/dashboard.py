@@ -75,7 +75,8 @@ class DashboardScreen(Screen):
         self.query_one(GpuTable).show(snap, sample.history, self.wide)
         self.query_one(EngineTable).show(snap, sample.history, self.wide)
         self.query_one(ProxyPanel).show(snap)
-        if self.has_class("-plots"):
+        self._plot_tick = getattr(self, "_plot_tick", -1) + 1
+        if self.has_class("-plots") and self._plot_tick % 2 == 0:  # plotext is the costliest render: every 2 s
             limits = [g.power_limit_w for g in snap.gpus if g.power_limit_w]
             self.query_one("#plot-power", HistoryPlot).show(
                 {f"GPU {g.index}": sample.history.get(f"gpu:{g.index}:power_w", []) for g in snap.gpus},
@@ -85,8 +86,9 @@ class DashboardScreen(Screen):
         warn = self.query_one("#warnings", Static)
         dup = app.info is not None and app.info.gpu_problem
         lines = [w for w in snap.warnings if not (dup and w.startswith("GPUs:"))]
-        warn.display = bool(lines)
-        if lines:
+        if lines != getattr(self, "_warn_lines", None):
+            self._warn_lines = lines
+            warn.display = bool(lines)
             warn.update(Text("\n".join("! " + w for w in lines), style="yellow"))
 
     def _notice(self) -> None:

@@ -35,6 +35,7 @@ class LogsScreen(Screen):
         Binding("f", "toggle_follow", "Follow"),
         Binding("slash", "search", "Search", key_display="/"),
         Binding("escape", "clear_search", "Clear search", show=False),
+        Binding("h", "toggle_probes", "Probes"),
         Binding("r", "reload", "Reload"),
     ]
 
@@ -44,6 +45,7 @@ class LogsScreen(Screen):
         self.target: str | None = None
         self.follow = False
         self.search = ""
+        self.hide_probes = True  # the sampler's own GET /health and /metrics every second
         self._timer = None
         self._fetching = False
         self.error: str | None = None
@@ -162,7 +164,14 @@ class LogsScreen(Screen):
         self.query_one(Tabs).focus()
 
     def _match(self, line: str) -> bool:
+        if self.hide_probes and ('"GET /health' in line or '"GET /metrics' in line):
+            return False
         return not self.search or self.search.lower() in line.lower()
+
+    def action_toggle_probes(self) -> None:
+        self.hide_probes = not self.hide_probes
+        self._render_all()
+        self._status()
 
     def _styled(self, line: str) -> Text:
         t = Text(line)
@@ -190,6 +199,8 @@ class LogsScreen(Screen):
         t.append(f" · {len(self.lines)} lines (last {MAX_LINES} kept)")
         t.append(" · follow ")
         t.append("on" if self.follow else "off", style="bold green" if self.follow else "bright_black")
+        if self.hide_probes:
+            t.append(" · health/metrics probes hidden (h)", style="bright_black")
         if self.search:
             t.append(f" · “{self.search}”: {len(self.matches())} matching lines", style="bold")
         if self.error:

@@ -145,6 +145,7 @@ HELP = """\
 
 [b]Logs[/b]
   [b]← →[/b] or click: engine / proxy · [b]f[/b] follow · [b]/[/b] search · [b]Esc[/b] clear the search
+  [b]h[/b] show/hide the telemetry's own GET /health and /metrics lines
 
 [b]Colours[/b]
   [yellow]yellow[/] power limit reached (power cap), requests waiting, KV ≥ 80 %, a fallback serving now

@@ -36,8 +36,8 @@ def fit_word(fr, err) -> str:
     if fr is None:
         return "…"
     if not fr.fits:
-        return "does not fit"
-    return "fits" if all(e.full_concurrency_fits for e in fr.engines) else "fits, KV-limited"
+        return "no fit"
+    return "fits" if all(e.full_concurrency_fits for e in fr.engines) else "KV-limited"  # fits, fewer seqs
 
 
 def power_text(p) -> str:
@@ -157,7 +157,7 @@ class ProfilesScreen(Screen):
         self._layout_classes()
 
     def _layout_classes(self) -> None:
-        self.set_class(self.app.size.width < 120, "-narrow")
+        self.set_class(self.app.size.width < 150, "-narrow")  # the list needs ~90 columns beside the detail
 
     def on_screen_resume(self) -> None:
         self.query_one(TitleBar).show(self.app)

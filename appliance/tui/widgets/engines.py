@@ -35,9 +35,17 @@ class EngineTable(Static):
     def on_mount(self) -> None:
         self.border_title = "engines"
 
+    _shape = None
+
+    def _set(self, renderable, shape) -> None:
+        """Update; lay the screen out again only when the panel's shape (rows, width) changed — a layout pass
+        costs more than the repaint."""
+        self.update(renderable, layout=shape != self._shape)
+        self._shape = shape
+
     def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
         if not snap.engines:
-            self.update(Text("no engine: nothing is running", style="bright_black"))
+            self._set(Text("no engine: nothing is running", style="bright_black"), "none")
             return
         tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
                     header_style="bold")
@@ -85,4 +93,4 @@ class EngineTable(Static):
                 line.no_wrap = True
                 line.overflow = "ellipsis"
                 info.append(line)
-        self.update(Group(tab, *info) if info else tab)
+        self._set(Group(tab, *info) if info else tab, (wide, len(snap.engines), self.size.width))

@@ -40,9 +40,17 @@ class GpuTable(Static):
     def on_mount(self) -> None:
         self.border_title = "GPUs"
 
+    _shape = None
+
+    def _set(self, renderable, shape) -> None:
+        """Update; lay the screen out again only when the panel's shape (rows, width) changed — a layout pass
+        costs more than the repaint."""
+        self.update(renderable, layout=shape != self._shape)
+        self._shape = shape
+
     def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
         if not snap.gpus:
-            self.update(Text("no GPU readings", style="bold yellow"))
+            self._set(Text("no GPU readings", style="bold yellow"), "none")
             return
         tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
                     header_style="bold")
@@ -70,4 +78,4 @@ class GpuTable(Static):
             tab.add_row(label, power_text(g), sp, fmt.energy(g.energy_j), temp, util,
                         fmt.mem(g.memory_used_bytes, g.memory_total_bytes, wide), fmt.num(g.sm_clock_mhz, "MHz").replace(",", ""),
                         throttle_text(g))
-        self.update(tab)
+        self._set(tab, (wide, len(snap.gpus), self.size.width))

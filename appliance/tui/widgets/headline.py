@@ -20,6 +20,8 @@ def rig_power_history(snap, history: dict[str, list[float]]) -> list[float]:
 
 
 class Headline(Static):
+    _lines = 0
+
     DEFAULT_CSS = """
     Headline { height: auto; max-height: 2; padding: 0 1; background: $boost; }
     """
@@ -40,7 +42,8 @@ class Headline(Static):
             t.append(f" · GPU {fmt.gpu_range(capped)} at power limit", style="yellow")
         history = history or {}
         if not history.get("rig:gen_tps"):
-            self.update(t)
+            self.update(t, layout=self._lines != 1)
+            self._lines = 1
             return
         t.append("\n")
         spark_w = max(8, (width - 44) // 2)
@@ -49,4 +52,5 @@ class Headline(Static):
         t.append("  power ", style="bright_black")
         t.append(fmt.spark(rig_power_history(snap, history), spark_w), style="cyan")
         t.append(f"  (last {min(len(history.get('rig:gen_tps', [])), spark_w)} s)", style="bright_black")
-        self.update(t)
+        self.update(t, layout=self._lines != 2)
+        self._lines = 2

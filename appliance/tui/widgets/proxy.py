@@ -12,6 +12,8 @@ RECENT = 10  # samples: a fallback counted within them is "active"
 
 
 class ProxyPanel(Static):
+    _shape = None
+
     DEFAULT_CSS = """
     ProxyPanel { height: auto; border: round $primary-darken-1; border-title-color: $text-accent; padding: 0 1; }
     """
@@ -19,6 +21,14 @@ class ProxyPanel(Static):
     def on_mount(self) -> None:
         self.border_title = "proxy"
         self._seen: list[dict] = []
+
+    _shape = None
+
+    def _set(self, renderable, shape) -> None:
+        """Update; lay the screen out again only when the panel's shape (rows, width) changed — a layout pass
+        costs more than the repaint."""
+        self.update(renderable, layout=shape != self._shape)
+        self._shape = shape
 
     def fallback_active(self) -> set[str]:
         if len(self._seen) < 2:
@@ -29,11 +39,11 @@ class ProxyPanel(Static):
     def show(self, snap) -> None:
         p = snap.proxy
         if p is None:
-            self.update(Text("no proxy has been started on this rig", style="bright_black"))
+            self._set(Text("no proxy has been started on this rig", style="bright_black"), "none")
             return
         self._seen = (self._seen + [dict(p.requests_fallback)])[-RECENT:]
         active = self.fallback_active()
-        head = Text()
+        head = Text(no_wrap=True, overflow="ellipsis")
         head.append("● ", style="green" if p.healthy else "bold red")
         head.append(p.url.replace("http://", ""), style="bold")
         head.append("  healthy" if p.healthy else f"  {p.status}", style="green" if p.healthy else "bold red")
@@ -52,4 +62,5 @@ class ProxyPanel(Static):
             if a in active:
                 t.append(" ⚠ active", style="bold yellow")
             cells.append(t)
-        self.update(Group(head, Columns(cells, padding=(0, 3))) if cells else head)
+        shape = (self.size.width, tuple(len(c.plain) for c in cells))
+        self._set(Group(head, Columns(cells, padding=(0, 3))) if cells else head, shape)

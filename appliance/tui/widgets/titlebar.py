@@ -35,4 +35,4 @@ class TitleBar(Static):
                 t.append(" · sampling failed", style="bold red")
             elif age > 5:
                 t.append(f" · stale {age:.0f} s", style="bold yellow")
-        self.update(t)
+        self.update(t, layout=False)  # always one line
