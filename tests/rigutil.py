@@ -14,8 +14,9 @@ PROXY_PORT = 14000 + _OFFSET
 HOSTED_BASE = 14100 + _OFFSET
 
 
-def write_profiles(d: Path) -> None:
-    """Three small profiles for a 1×4090 rig plus one that crashes at start with vLLM's OOM message."""
+def write_profiles(d: Path, max_num_seqs: int = 16, first_token_s: float = 3) -> None:
+    """Three small profiles for a 1×4090 rig plus one that crashes at start with vLLM's OOM message.
+    (Short timeouts by default, so failover tests run fast; the soak uses realistic ones.)"""
     d.mkdir(parents=True, exist_ok=True)
     common = textwrap.dedent(f"""\
         card: "4090"
@@ -23,7 +24,7 @@ def write_profiles(d: Path) -> None:
         proxy:
           port: {PROXY_PORT}
           cooldown_s: 5
-          timeouts: {{request_s: 15, stream_s: 20, first_token_s: 3}}
+          timeouts: {{request_s: 60, stream_s: 20, first_token_s: {first_token_s}}}
           hosted:
             - {{name: hosted-mini, provider: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY,
                max_input_tokens: 128000}}
@@ -44,7 +45,7 @@ def write_profiles(d: Path) -> None:
                 port: {ENGINE_PORT}
                 model: {model}
                 max_model_len: 8192
-                max_num_seqs: 16
+                max_num_seqs: {max_num_seqs}
                 kv_cache_dtype: fp8
                 gpu_memory_utilization: 0.9
             """) + extra)
