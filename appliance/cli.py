@@ -449,6 +449,8 @@ def cmd_demo(args) -> int:
         traffic = BackgroundTraffic(f"http://127.0.0.1:{port}/v1", secrets.master_key(), alias,
                                     concurrency=args.agents).start()
         print(f"\nbackground traffic: {args.agents} agent(s) streaming through the proxy as `{alias}`")
+    if args.tui is None:
+        args.tui = sys.stdout.isatty() and sys.stdin.isatty() and not args.duration
     try:
         if args.tui:
             from appliance.tui.app import run_app
@@ -675,13 +677,23 @@ def _show_run(run, args) -> None:
         print("`appliance bench apply` writes it into the profile's power_limit_w")
 
 
+def cmd_tui(args) -> int:
+    """`appliance` on a terminal: the dashboard of this machine's rig (it offers the demo when nothing runs)."""
+    from appliance.stack import Stack
+    from appliance.tui.app import run_app
+
+    run_app(Stack(_rig(args)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from appliance import __version__
 
     parser = argparse.ArgumentParser(
         prog="appliance", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Turn one GPU workstation into a well-run local LLM service: vLLM engines from profiles, a "
-                    "LiteLLM proxy in front, live telemetry and power-limit benchmarks.")
+                    "front door for agents (HAProxy to the engines, LiteLLM for hosted fallbacks), live telemetry and "
+                    "power-limit benchmarks.")
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -714,6 +726,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--sim", action="store_true", help="the simulated rig (no GPU, no vLLM image needed)")
         p.add_argument("--runtime", choices=("docker", "process"), default="docker",
                        help="run engines under docker (default) or as local processes")
+
+    p = sub.add_parser("tui", help="the dashboard (also: `appliance` with no command, on a terminal)")
+    rig_opts(p)
+    p.set_defaults(func=cmd_tui)
 
     p = sub.add_parser("up", help="start a profile: fit check, power limits, engines, proxy; follow the startup",
                        description="Fit check (refuses with the fix when it does not fit; --force overrides), power "
@@ -770,8 +786,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-traffic", action="store_true", help="no background traffic")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--keep", action="store_true", help="leave the simulated rig running on exit")
-    p.add_argument("--no-tui", dest="tui", action="store_false", help="plain live lines instead of the TUI")
-    p.set_defaults(func=cmd_demo, tui=False)
+    p.add_argument("--no-tui", dest="tui", action="store_false",
+                   help="plain live lines instead of the dashboard (the default when not on a terminal)")
+    p.set_defaults(func=cmd_demo, tui=None)
 
     p = sub.add_parser("keys", help="store hosted API keys and the HF token (mode 0600, never printed)",
                        description="`keys set PROVIDER` asks for the key without echo (or reads one line from "
@@ -820,8 +837,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+        if not (sys.stdout.isatty() and sys.stdin.isatty()):
+            parser.print_help()
+            return 0
+        args.func = cmd_tui
+    if args.func is cmd_tui:
+        args.sim = getattr(args, "sim", False)
+        args.runtime = getattr(args, "runtime", "docker")
     from appliance.errors import ApplianceError
 
     try:
