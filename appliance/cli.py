@@ -421,9 +421,7 @@ DEMO_PROFILE = "rtx3090x4-qwen35-27b"
 
 
 def cmd_demo(args) -> int:
-    """The whole appliance on a simulated rig: local processes, the real LiteLLM proxy, background traffic."""
-    import time
-
+    """The whole appliance on a simulated rig: local processes, the real front door, background traffic."""
     from appliance import secrets
     from appliance.load import BackgroundTraffic
     from appliance.profile import load_profile
@@ -434,7 +432,7 @@ def cmd_demo(args) -> int:
     printer = EventPrinter()
     stack = Stack(Rig(sim=True, runtime="process"), printer)
     print(f"appliance demo: {profile.name} on a simulated rig ({profile.description})")
-    print("no GPU, no vLLM image: stand-in engines and simulated GPUs, the real LiteLLM proxy in front\n")
+    print("no GPU, no vLLM image: stand-in engines on simulated GPUs, the real front door (HAProxy + LiteLLM)\n")
     state = stack.rig.load_state()
     if state.get("active") and state["active"] != profile.name and state["active"] in stack.engine_projects():
         result = stack.switch(profile)
@@ -752,8 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile", metavar="PROFILE")
     p.add_argument("--force", action="store_true")
     p.add_argument("--timeout", type=float, default=1800, metavar="S")
-    p.add_argument("--drain", type=float, default=30, metavar="S",
-                   help="requests in flight on the old engines get S s to finish (30)")
+    p.add_argument("--drain", type=float, default=60, metavar="S",
+                   help="requests in flight on the old engines get S s to finish (60)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--lan", action="store_true", default=None, help="the proxy listens on 0.0.0.0")
     rig_opts(p)

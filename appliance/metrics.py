@@ -13,6 +13,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 VLLM = "vllm:"
+# what the sampler reads of an engine's /metrics and of LiteLLM's
+ENGINE_METRICS = tuple(VLLM + n for n in (
+    "generation_tokens", "prompt_tokens", "num_requests_running", "num_requests_waiting", "kv_cache_usage_perc",
+    "time_to_first_token_seconds", "spec_decode_num", "request_success"))
+LITELLM_METRICS = ("litellm_proxy_total_requests_metric", "litellm_deployment_successful_fallbacks",
+                   "litellm_proxy_failed_requests_metric")
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,25 @@ class Scrape:
         return sorted(acc.items())
 
 
-def parse(text: str, t: float) -> Scrape:
-    """Parse Prometheus exposition text with prometheus-client's own parser."""
+def _only(text: str, prefixes: tuple[str, ...]) -> str:
+    """Keep the lines of the metric families we read (parsing all of LiteLLM's ~60 kB each second is costly)."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            parts = line.split(None, 3)
+            if len(parts) >= 3 and parts[2].startswith(prefixes):
+                out.append(line)
+        elif line.startswith(prefixes):
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def parse(text: str, t: float, only: tuple[str, ...] | None = None) -> Scrape:
+    """Parse Prometheus exposition text with prometheus-client's own parser; `only`: metric-name prefixes to keep."""
     from prometheus_client.parser import text_string_to_metric_families
+
+    if only:
+        text = _only(text, only)
 
     values: dict[tuple[str, tuple], float] = {}
     for family in text_string_to_metric_families(text):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from appliance import paths, vllm_spec, yamlsrc
 from appliance.errors import ProfileError
@@ -707,22 +707,18 @@ def resolve(ref: str | Path) -> Path:
                        ", ".join(str(d) for d in paths.profile_dirs()) + ")")
 
 
-def available_names() -> list[str]:
-    seen: dict[str, Path] = {}
-    for d in paths.profile_dirs():
-        if d.is_dir():
-            for f in sorted(d.glob("*.y*ml")):
-                seen.setdefault(f.stem, f)
-    return sorted(seen)
-
-
 def available_files() -> list[Path]:
+    """One file per profile name, the first directory of `paths.profile_dirs()` winning."""
     seen: dict[str, Path] = {}
     for d in paths.profile_dirs():
         if d.is_dir():
             for f in sorted(d.glob("*.y*ml")):
                 seen.setdefault(f.stem, f)
     return [seen[k] for k in sorted(seen)]
+
+
+def available_names() -> list[str]:
+    return [f.stem for f in available_files()]
 
 
 def validate(src: yamlsrc.Source) -> Profile:

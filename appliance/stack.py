@@ -170,10 +170,11 @@ class Rig:
 
 
 class Stack:
-    def __init__(self, rig: Rig, on_event: Callable[[Event], None] | None = None, drain_s: int = 30):
+    def __init__(self, rig: Rig, on_event: Callable[[Event], None] | None = None, drain_s: int = 60):
         self.rig = rig
         self.on_event = on_event or (lambda e: None)
         self.drain_s = drain_s  # --shutdown-timeout of the engines: how long a switch lets requests finish
+        self._profile_cache: dict = {}
 
     def emit(self, kind: str, message: str, **data) -> None:
         self.on_event(Event(kind, message, data))
@@ -192,16 +193,28 @@ class Stack:
 
         return [p[len("appliance-"):] for p in self.rig.runtime.projects() if p not in (PROXY_PROJECT, HOSTED)]
 
-    def active_profile(self) -> Profile | None:
-        from appliance.profile import load_profile
+    def _state_profile(self, key: str) -> Profile | None:
+        """The profile named in the state file under `key` (the file it was loaded from first). Cached until the
+        profile file changes: the sampler asks every second."""
+        from appliance.profile import load_profile, resolve
 
-        name = self.rig.load_state().get("active")
-        if not name:
+        state = self.rig.load_state()
+        if not state.get(key):
             return None
+        ref = state.get(f"{key}_file") or state[key]
         try:
-            return load_profile(self.rig.load_state().get("active_file") or name)
-        except ApplianceError:
+            path = resolve(ref)
+            stamp = (str(path), path.stat().st_mtime_ns)
+            cached = self._profile_cache.get(stamp)
+            if cached is None:
+                cached = load_profile(path)
+                self._profile_cache = {stamp: cached}
+            return cached
+        except (ApplianceError, OSError):
             return None
+
+    def active_profile(self) -> Profile | None:
+        return self._state_profile("active")
 
     def _proxy_profiles(self, extra: Profile | None) -> list[Profile]:
         from appliance.profile import available_files, load_profile
@@ -359,15 +372,7 @@ class Stack:
 
     def _routed_profile(self) -> Profile | None:
         """The profile whose engines the front door routes to now (the running one)."""
-        name = self.rig.load_state().get("routed")
-        if not name:
-            return None
-        from appliance.profile import load_profile
-
-        try:
-            return load_profile(self.rig.load_state().get("routed_file") or name)
-        except ApplianceError:
-            return None
+        return self._state_profile("routed")
 
     def ensure_proxy(self, profile: Profile | None) -> None:
         """Render the proxy project from every profile and start it if it is not running (restart it if its
@@ -583,10 +588,14 @@ class Stack:
                     probe = http.get(client, f"http://127.0.0.1:{e.port}/health")
                     if probe.ok:
                         tr.healthy(time.time())
-                    if tr.current != last_phase[e.label]:
+                    if tr.current != last_phase[e.label]:  # one event for every phase entered, in order
+                        from appliance.phases import PHASES
+
+                        for ph in PHASES[PHASES.index(last_phase[e.label]) + 1: PHASES.index(tr.current) + 1]:
+                            self.emit("phase", f"{e.label}: {LABELS[ph]}", engine=e.label, phase=ph,
+                                      elapsed_s=round(tr.started.get(ph, time.time()) - t0, 1),
+                                      details=list(tr.details[-2:]))
                         last_phase[e.label] = tr.current
-                        self.emit("phase", f"{e.label}: {LABELS[tr.current]}", engine=e.label, phase=tr.current,
-                                  elapsed_s=round(time.time() - t0, 1), details=list(tr.details[-2:]))
                 if all(t.ready for t in trackers.values()):
                     return StartResult(profile.name, True, self._timelines(trackers, time.time()))
                 now = time.time()
@@ -831,13 +840,17 @@ class Stack:
             self.restore_power()
             return stopped
 
-    def logs(self, engine: str | None, follow: bool = False, tail: int = 200) -> Iterator[str]:
+    def logs(self, engine: str | None, follow: bool = False, tail: int = 200, stop=None) -> Iterator[str]:
+        """An engine's (or `proxy`'s, `frontdoor`'s) log, secrets redacted. `stop`: a threading.Event that ends
+        a follow on the local-process runtime (docker's stream ends when the caller stops iterating)."""
+        kw = {"stop": stop} if stop is not None and self.rig.runtime_kind == "process" else {}
         from appliance import secrets
         from appliance.render.litellm import PROXY_PROJECT
 
         if engine in ("proxy", "litellm", "frontdoor"):
             service = "frontdoor" if engine == "frontdoor" else "litellm"
-            for line in self.rig.proxy_runtime.logs(PROXY_PROJECT, service, tail=tail, follow=follow):
+            pkw = {"stop": stop} if stop is not None and self.rig.proxy_runtime.kind == "process" else {}
+            for line in self.rig.proxy_runtime.logs(PROXY_PROJECT, service, tail=tail, follow=follow, **pkw):
                 yield secrets.redact(line)
             return
         profile = self.active_profile()
@@ -852,7 +865,7 @@ class Stack:
         if engine not in labels:
             raise StackError(f"no engine `{engine}` in {profile.name}",
                              "engines: " + ", ".join(labels + ["proxy", "frontdoor"]))
-        for line in self.rig.runtime.logs(self.project(profile.name), engine, tail=tail, follow=follow):
+        for line in self.rig.runtime.logs(self.project(profile.name), engine, tail=tail, follow=follow, **kw):
             yield secrets.redact(line)
 
     def warnings(self) -> list[str]:

@@ -64,9 +64,11 @@ class Snapshot:
 class Sampler:
     """Samples never overlap (callers run `sample()` from one worker); previous scrapes give the rates."""
 
-    def __init__(self, stack, probe_timeout_s: float = 1.5):
+    def __init__(self, stack, probe_timeout_s: float = 1.5, proxy_every_s: float = 1.0):
         self.stack = stack
         self.timeout = probe_timeout_s
+        self.proxy_every_s = proxy_every_s  # LiteLLM's metrics page is large: the TUI reads it every few seconds
+        self._proxy_last: tuple[float, ProxySnap | None] = (0.0, None)
         self._prev: dict[str, metrics.Scrape] = {}
         self._client = None
         self.history: dict[str, metrics.History] = {}
@@ -123,7 +125,7 @@ class Sampler:
                     mp = http.get(self._http(), f"http://127.0.0.1:{e.port}/metrics")
                     if mp.ok and mp.body:
                         try:
-                            scrape = metrics.parse(mp.body, time.time())
+                            scrape = metrics.parse(mp.body, time.time(), metrics.ENGINE_METRICS)
                             stats = metrics.engine_stats(self._prev.get(e.label), scrape)
                             self._prev[e.label] = scrape
                         except ValueError:
@@ -162,18 +164,24 @@ class Sampler:
                                                                       "no answer"), healthy=probe.ok)
         if not probe.ok:
             return snap
+        last_t, last = self._proxy_last
+        if last is not None and time.time() - last_t < self.proxy_every_s:
+            from dataclasses import replace
+
+            return replace(last, status=snap.status, healthy=snap.healthy)
         from appliance import secrets
 
         litellm = f"http://127.0.0.1:{state.get('litellm_port', state['port'])}"
         try:
             r = self._http().get(f"{litellm}/metrics/", headers={"Authorization": f"Bearer {secrets.master_key()}"})
-            scrape = metrics.parse(r.text, time.time()) if r.status_code == 200 else None
+            scrape = metrics.parse(r.text, time.time(), metrics.LITELLM_METRICS) if r.status_code == 200 else None
         except Exception:  # noqa: BLE001 - telemetry must not take the sampler down; the proxy shows "no metrics"
             scrape = None
         if scrape is not None:
             snap = proxy_counts(snap, scrape)
         if state.get("socket"):
             snap = frontdoor_counts(snap, state["socket"], self.stack)
+        self._proxy_last = (time.time(), snap)
         return snap
 
 

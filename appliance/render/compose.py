@@ -42,7 +42,7 @@ class RenderSettings:
     sim_image: str = "appliance-sim-vllm:local"
     sim_dir: str = "${APPLIANCE_SIM_DIR}"
     gpu_count: int | None = None  # GPUs on the machine, for `gpus: all`; None = as many as the engines need
-    drain_s: int = 30  # --shutdown-timeout: on SIGTERM, requests in flight get this long to finish
+    drain_s: int = 60  # --shutdown-timeout: on SIGTERM, requests in flight get this long to finish
 
 
 def project_name(profile: Profile) -> str:
@@ -59,7 +59,7 @@ def normalize_speculative(sc: dict) -> dict:
     return out
 
 
-def vllm_options(engine: Engine, drain_s: int = 30) -> dict[str, object]:
+def vllm_options(engine: Engine, drain_s: int = 60) -> dict[str, object]:
     """dest → value for every vLLM option the engine sets (appliance keys and model excluded), plus the ones
     the appliance manages: the served names (model name + aliases), host, port and --shutdown-timeout (a switch
     drains: on SIGTERM vLLM lets requests in flight finish for that long)."""
@@ -82,14 +82,16 @@ def vllm_options(engine: Engine, drain_s: int = 30) -> dict[str, object]:
     for dest, value in engine.vllm_options.items():
         opts[dest] = value
     opts.setdefault("shutdown_timeout", drain_s)
+    # health checks and the telemetry probe every second: keep them out of the access log
+    opts.setdefault("disable_access_log_for_endpoints", "/health,/metrics")
     return opts
 
 
-def drain_seconds(engine: Engine, drain_s: int = 30) -> int:
+def drain_seconds(engine: Engine, drain_s: int = 60) -> int:
     return int(engine.vllm_options.get("shutdown_timeout", drain_s))
 
 
-def vllm_argv(engine: Engine, drain_s: int = 30) -> list[str]:
+def vllm_argv(engine: Engine, drain_s: int = 60) -> list[str]:
     """The arguments after `vllm serve`: the model (positional), then flags."""
     return [engine.model] + vllm_spec.to_cli_args(vllm_options(engine, drain_s)) + list(engine.extra_args)
 

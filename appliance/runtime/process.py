@@ -197,8 +197,9 @@ class ProcessRuntime:
                                     pid=st.get("child_pid"), ident=str(sup)))
         return out
 
-    def logs(self, project: str, service: str, tail: int | None = 200, follow: bool = False) -> Iterator[str]:
-        """The service's output; tail=None: all of it."""
+    def logs(self, project: str, service: str, tail: int | None = 200, follow: bool = False,
+             stop=None) -> Iterator[str]:
+        """The service's output; tail=None: all of it. With follow, `stop` (a threading.Event) ends the wait."""
         path = self._dir(project) / f"{service}.log"
         if not path.exists():
             return
@@ -208,7 +209,7 @@ class ProcessRuntime:
             if not follow:
                 return
             buf = b""
-            while True:
+            while stop is None or not stop.is_set():
                 chunk = f.read()
                 if not chunk:
                     time.sleep(0.2)

@@ -28,7 +28,6 @@ def _write(path: str, data: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
-    global _stop
     if len(argv) < 4 or argv[2] != "--":
         print("usage: python -m appliance.runtime.supervise STATUS_FILE LOG_FILE -- ARGV...", file=sys.stderr)
         return 2

@@ -95,6 +95,7 @@ class Config:
         self.shutdown_timeout = float(ns.shutdown_timeout or 0)
         self.log_stats = not ns.disable_log_stats
         self.access_log = not ns.disable_uvicorn_access_log
+        self.quiet_paths = {p.strip() for p in (ns.disable_access_log_for_endpoints or "").split(",") if p.strip()}
         self.prefix_caching = ns.enable_prefix_caching is not False
         defaults = vars(parser.parse_args([]))
         self.non_default = {k: v for k, v in vars(ns).items() if k in defaults and defaults[k] != v}
@@ -534,7 +535,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _access(self, status: int) -> None:
-        if self.engine.cfg.access_log:
+        if self.engine.cfg.access_log and self.path.split("?")[0] not in self.engine.cfg.quiet_paths:
             phrase = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
                       500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "")
             self.engine.log.raw(

@@ -75,53 +75,12 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class _CachedProfileStack:
-    """The Stack as the sampler sees it, with `active_profile()` cached until state.json or the profile file
-    changes (the core loads and validates the YAML on every call: ~3 ms of CPU per sample)."""
-
-    def __init__(self, stack):
-        self._stack = stack
-        self._key = None
-        self._profile = None
-
-    def __getattr__(self, name):
-        return getattr(self._stack, name)
-
-    def active_profile(self):
-        def mtime(p) -> int | None:
-            try:
-                return Path(p).stat().st_mtime_ns
-            except (OSError, TypeError):
-                return None
-
-        state = self._stack.rig.load_state()
-        f = state.get("active_file")
-        key = (mtime(self._stack.rig.state_file), state.get("active"), f, mtime(f) if f else None)
-        if key != self._key:
-            self._profile = self._stack.active_profile()
-            self._key = key
-        return self._profile
-
-
 def tui_sampler(stack, proxy_every_s: float = 5.0):
-    """The core Sampler, cheaper at 1 Hz: the proxy's /metrics (60 kB of LiteLLM metrics, ~9 ms to parse) is
-    scraped every `proxy_every_s`; the active profile is cached."""
-    import time
-
+    """The core Sampler, cheaper at 1 Hz: LiteLLM's /metrics page is read every `proxy_every_s` (the Stack
+    caches the active profile itself)."""
     from appliance.telemetry import Sampler
 
-    class TuiSampler(Sampler):
-        _proxy_at = 0.0
-        _proxy_snap = None
-
-        def _proxy(self):
-            now = time.monotonic()
-            if self._proxy_snap is None or now - self._proxy_at >= proxy_every_s or not self._proxy_snap.healthy:
-                self._proxy_snap = super()._proxy()
-                self._proxy_at = now
-            return self._proxy_snap
-
-    return TuiSampler(_CachedProfileStack(stack))
+    return Sampler(stack, proxy_every_s=proxy_every_s)
 
 
 class StackBackend:

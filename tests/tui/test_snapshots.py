@@ -14,9 +14,15 @@ def app_with(backend: FakeBackend) -> ApplianceApp:
 
 
 async def settle(pilot) -> None:
-    for _ in range(3):
+    """Until the rig info and the first sample are both in (their workers finish in either order), then one
+    more refresh so the screen shows both."""
+    for _ in range(50):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+        if pilot.app.info is not None and pilot.app.samples_done >= 1:
+            break
+    pilot.app._refresh_screen()
+    await pilot.pause()
 
 
 def test_dashboard_80x24(snap_compare):
