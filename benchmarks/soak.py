@@ -27,16 +27,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 
-def soak(streams: int, seconds: float, switches: int, port_offset: int = 30000, log=print, drain_s: int = 90,
+def soak(streams: int, seconds: float, switches: int, log=print, drain_s: int = 90,
          max_tokens: tuple[int, int] = (20, 120)) -> dict:
     """Agents' requests must finish within the drain (the grace a switch gives requests in flight): with 64
     streams on one simulated 4090 each stream gets ~4 tok/s, so 120 tokens take ~30 s."""
-    import rigutil
+    import rigutil  # its ports: APPLIANCE_TEST_PORT_OFFSET when it was first imported (main() sets 30000)
 
-    os.environ.setdefault("APPLIANCE_TEST_PORT_OFFSET", str(port_offset))
-    import importlib
-
-    importlib.reload(rigutil)
     from appliance import http, load, secrets
     from appliance.profile import load_profile
     from appliance.stack import Rig, Stack
@@ -109,6 +105,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--switches", type=int, default=3)
     args = ap.parse_args()
+    os.environ.setdefault("APPLIANCE_TEST_PORT_OFFSET", "30000")  # away from the test suite's ports
     r = soak(args.streams, args.seconds, args.switches)
     print(f"\nsoak: {r['streams']} agent streams for {r['seconds']:.0f} s across {len(r['switches'])} switches")
     print(f"{'requests':>9} {'failed':>7} {'local':>7} {'fallback':>9} {'TTFT p50':>9} {'TTFT p99':>9} {'longest':>8}")

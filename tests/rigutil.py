@@ -3,6 +3,7 @@ proxy, and the environment that isolates a rig (state dir, profiles, ports)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import textwrap
 from pathlib import Path
@@ -83,3 +84,24 @@ def apply_env(monkeypatch, env: dict[str, str]) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     os.environ.pop("APPLIANCE_SECRETS_FILE", None)
+
+
+@contextlib.contextmanager
+def running_rig(tmp: Path, profile: str = "alpha", extra_env: dict | None = None, **stack_kw):
+    """A simulated rig (processes + the real front door) with the test profiles, started with `profile`;
+    the environment is restored and everything stopped afterwards."""
+    from appliance.profile import load_profile
+    from appliance.stack import Rig, Stack
+
+    write_profiles(tmp / "profiles")
+    saved = dict(os.environ)
+    os.environ.update(rig_env(tmp))
+    os.environ.update(extra_env or {})
+    stack = Stack(Rig(sim=True, runtime="process"), **stack_kw)
+    try:
+        assert stack.up(load_profile(profile)).ok
+        yield stack
+    finally:
+        stack.down(all_=True)
+        os.environ.clear()
+        os.environ.update(saved)

@@ -13,28 +13,17 @@ import pytest
 from appliance import bench, cards
 from appliance.profile import load_profile
 from appliance.sim import physics
-from appliance.stack import Rig, Stack
 
 from conftest import REPO
-from rigutil import rig_env, write_profiles
+from rigutil import running_rig
 
 pytestmark = [pytest.mark.proxy, pytest.mark.shared_rig]
 
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory, litellm_bin):
-    tmp = tmp_path_factory.mktemp("bench-rig")
-    write_profiles(tmp / "profiles")
-    saved = dict(os.environ)
-    os.environ.update(rig_env(tmp))
-    stack = Stack(Rig(sim=True, runtime="process"))
-    try:
-        assert stack.up(load_profile("alpha")).ok
+    with running_rig(tmp_path_factory.mktemp("bench-rig"), extra_env=None) as stack:
         yield stack
-    finally:
-        stack.down(all_=True)
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_measured_rate_and_energy_match_the_simulator(rig):

@@ -15,10 +15,9 @@ import pytest
 
 from appliance import load, secrets
 from appliance.profile import load_profile
-from appliance.stack import Rig, Stack
 
 from conftest import REPO
-from rigutil import ENGINE_PORT, PROXY_PORT, chat, rig_env, write_profiles
+from rigutil import running_rig, ENGINE_PORT, PROXY_PORT, chat
 
 pytestmark = [pytest.mark.proxy, pytest.mark.shared_rig]
 FAKE_OPENAI = "sk-test-openai-do-not-leak-0123456789"
@@ -28,19 +27,8 @@ HOSTED = "hosted:hosted-mini"
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory, litellm_bin):
-    tmp = tmp_path_factory.mktemp("proxy-rig")
-    write_profiles(tmp / "profiles")
-    saved = dict(os.environ)
-    os.environ.update(rig_env(tmp))
-    os.environ["OPENAI_API_KEY"] = FAKE_OPENAI
-    stack = Stack(Rig(sim=True, runtime="process"))
-    try:
-        assert stack.up(load_profile("alpha")).ok
+    with running_rig(tmp_path_factory.mktemp("proxy-rig"), extra_env={"OPENAI_API_KEY": FAKE_OPENAI}) as stack:
         yield stack
-    finally:
-        stack.down(all_=True)
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def engine_pid(stack) -> int:

@@ -12,11 +12,10 @@ from conftest import REPO
 pytestmark = [pytest.mark.proxy, pytest.mark.shared_rig]
 
 
-def test_short_soak_zero_failures(litellm_bin, monkeypatch):
+def test_short_soak_zero_failures(litellm_bin):
     spec = importlib.util.spec_from_file_location("soak", REPO / "benchmarks" / "soak.py")
     soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)
-    monkeypatch.setenv("APPLIANCE_TEST_PORT_OFFSET", "20000")
     r = soak.soak(streams=24, seconds=40, switches=3, log=lambda *a: None)
     assert r["failed"] == 0, r["errors"]
     assert all(ok for _, ok, _ in r["switches"]) and len(r["switches"]) == 3
