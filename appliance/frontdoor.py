@@ -78,7 +78,8 @@ def stats(sock: Path) -> list[dict]:
 
 
 def counts(sock: Path) -> dict:
-    """Per alias backend: requests relayed to the local engine and to the fallback; 5xx sent to agents."""
+    """Per alias backend: requests relayed to the local engine and to the fallback, and 5xx answers sent to
+    agents from those backends (what went through LiteLLM is counted by LiteLLM's own metrics)."""
     out: dict = {"local": {}, "fallback": {}, "errors": 0.0, "status": {}}
     for row in stats(sock):
         px, sv = row.get("pxname", ""), row.get("svname", "")
@@ -86,6 +87,6 @@ def counts(sock: Path) -> dict:
             out[sv][px] = float(row.get("stot") or 0)
             if sv == "local":
                 out["status"][px] = row.get("status")
-        if px == "agents" and sv == "FRONTEND":
-            out["errors"] = float(row.get("hrsp_5xx") or 0)
+        if px.startswith("alias_") and sv == "BACKEND":  # inference answers only (not the liveness probes)
+            out["errors"] += float(row.get("hrsp_5xx") or 0)
     return out

@@ -76,7 +76,7 @@ class DashboardScreen(Screen):
         self.query_one(EngineTable).show(snap, sample.history, self.wide)
         self.query_one(ProxyPanel).show(snap)
         self._plot_tick = getattr(self, "_plot_tick", -1) + 1
-        if self.has_class("-plots") and self._plot_tick % 2 == 0:  # plotext is the costliest render: every 2 s
+        if self.has_class("-plots") and self._plot_tick % 3 == 0:  # plotext is the costliest render: every 3 s
             limits = [g.power_limit_w for g in snap.gpus if g.power_limit_w]
             self.query_one("#plot-power", HistoryPlot).show(
                 {f"GPU {g.index}": sample.history.get(f"gpu:{g.index}:power_w", []) for g in snap.gpus},
