@@ -715,11 +715,8 @@ class Stack:
             state = self.rig.load_state()
             state.pop("starting", None)
             if result.ok:
-                state.update(last_good=profile.name, last_good_file=profile.source_file)
                 self.rig.save_state(state)
-                self._route(profile)
-                self.wait_proxy()
-                return result
+                return self._started(profile, result)
             self._report_failure(result)
             self._stop(profile.name, timeout_s=10)
             state.update(active=None, active_file=None)
@@ -760,12 +757,7 @@ class Stack:
             self.rig.save_state(state)
             result = self._start(profile, timeout_s, stall_s)
             if result.ok:
-                state = self.rig.load_state()
-                state.update(last_good=profile.name, last_good_file=profile.source_file)
-                self.rig.save_state(state)
-                self._route(profile)
-                self.wait_proxy()
-                return result
+                return self._started(profile, result)
             self._report_failure(result)
             self._stop(profile.name, timeout_s=10)
             back = old
@@ -797,6 +789,15 @@ class Stack:
             result.reason = (result.reason or "failed") + f"; rolled back to {back.name}" + (
                 "" if again.ok else " (which failed too)")
             return result
+
+    def _started(self, profile: Profile, result: StartResult) -> StartResult:
+        """A profile's engines are healthy: it is the last known good one, and the front door routes to it."""
+        state = self.rig.load_state()
+        state.update(last_good=profile.name, last_good_file=profile.source_file)
+        self.rig.save_state(state)
+        self._route(profile)
+        self.wait_proxy()
+        return result
 
     def _report_failure(self, result: StartResult) -> None:
         d = result.diagnosis

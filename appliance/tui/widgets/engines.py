@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from appliance.tui.widgets.panel import Panel
 
 from appliance.tui import fmt
 
@@ -27,21 +27,13 @@ def ttft_text(s) -> str:
     return f"{s.ttft_p50_s:.2f}/{s.ttft_p95_s:.2f} s"
 
 
-class EngineTable(Static):
+class EngineTable(Panel):
     DEFAULT_CSS = """
     EngineTable { height: auto; border: round $primary-darken-1; border-title-color: $text-accent; padding: 0 1; }
     """
 
     def on_mount(self) -> None:
         self.border_title = "engines"
-
-    _shape = None
-
-    def _set(self, renderable, shape) -> None:
-        """Update; lay the screen out again only when the panel's shape (rows, width) changed — a layout pass
-        costs more than the repaint."""
-        self.update(renderable, layout=shape != self._shape)
-        self._shape = shape
 
     def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
         if not snap.engines:

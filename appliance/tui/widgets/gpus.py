@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from appliance.tui.widgets.panel import Panel
 
 from appliance.tui import fmt
 
@@ -32,21 +32,13 @@ def power_text(g) -> Text:
     return t
 
 
-class GpuTable(Static):
+class GpuTable(Panel):
     DEFAULT_CSS = """
     GpuTable { height: auto; border: round $primary-darken-1; border-title-color: $text-accent; padding: 0 1; }
     """
 
     def on_mount(self) -> None:
         self.border_title = "GPUs"
-
-    _shape = None
-
-    def _set(self, renderable, shape) -> None:
-        """Update; lay the screen out again only when the panel's shape (rows, width) changed — a layout pass
-        costs more than the repaint."""
-        self.update(renderable, layout=shape != self._shape)
-        self._shape = shape
 
     def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
         if not snap.gpus:

@@ -6,14 +6,12 @@ from __future__ import annotations
 from rich.columns import Columns
 from rich.console import Group
 from rich.text import Text
-from textual.widgets import Static
+from appliance.tui.widgets.panel import Panel
 
 RECENT = 10  # samples: a fallback counted within them is "active"
 
 
-class ProxyPanel(Static):
-    _shape = None
-
+class ProxyPanel(Panel):
     DEFAULT_CSS = """
     ProxyPanel { height: auto; border: round $primary-darken-1; border-title-color: $text-accent; padding: 0 1; }
     """
@@ -21,14 +19,6 @@ class ProxyPanel(Static):
     def on_mount(self) -> None:
         self.border_title = "proxy"
         self._seen: list[dict] = []
-
-    _shape = None
-
-    def _set(self, renderable, shape) -> None:
-        """Update; lay the screen out again only when the panel's shape (rows, width) changed — a layout pass
-        costs more than the repaint."""
-        self.update(renderable, layout=shape != self._shape)
-        self._shape = shape
 
     def fallback_active(self) -> set[str]:
         if len(self._seen) < 2:
