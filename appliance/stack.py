@@ -552,7 +552,7 @@ class Stack:
 
         project = self.project(profile.name)
         trackers = {e.label: StartupTracker(t0) for e in profile.engines}
-        cursors = {e.label: 0 for e in profile.engines}
+        cursors: dict[str, dict] = {e.label: {} for e in profile.engines}
         lines: dict[str, list[str]] = {e.label: [] for e in profile.engines}
         last_phase = {e.label: "created" for e in profile.engines}
         base_restarts: dict[str, int] = {}
@@ -568,10 +568,7 @@ class Stack:
                     tr = trackers[e.label]
                     if tr.ready:
                         continue
-                    new = list(self.rig.runtime.logs(project, e.label, tail=None))
-                    fresh = new[cursors[e.label]:]
-                    cursors[e.label] = len(new)
-                    for ln in fresh:
+                    for ln in self.rig.runtime.new_lines(project, e.label, cursors[e.label]):
                         tr.feed(ln, now)
                         lines[e.label].append(ln)
                     del lines[e.label][:-400]

@@ -39,5 +39,8 @@ class Runtime(Protocol):
 
     def logs(self, project: str, service: str, tail: int = 200, follow: bool = False) -> Iterator[str]: ...
 
+    def new_lines(self, project: str, service: str, cursor: dict) -> list[str]:
+        """Lines written since the previous call with the same cursor dict (starts at the beginning)."""
+
     def projects(self) -> list[str]:
         """Projects of this appliance (names starting with `appliance-`) that have services."""

@@ -219,6 +219,23 @@ class ProcessRuntime:
                     line, buf = buf.split(b"\n", 1)
                     yield line.decode("utf-8", "replace")
 
+    def new_lines(self, project: str, service: str, cursor: dict) -> list[str]:
+        """Lines written since the last call with the same `cursor` (it keeps the file offset)."""
+        path = self._dir(project) / f"{service}.log"
+        try:
+            with open(path, "rb") as f:
+                size = f.seek(0, 2)
+                if size < cursor.get("offset", 0):  # a new log (the service was started again)
+                    cursor["offset"] = 0
+                f.seek(cursor.get("offset", 0))
+                data = cursor.pop("partial", b"") + f.read()
+                cursor["offset"] = f.tell()
+        except OSError:
+            return []
+        lines = data.split(b"\n")
+        cursor["partial"] = lines.pop()  # an unfinished last line waits for its end
+        return [ln.decode("utf-8", "replace") for ln in lines]
+
     def projects(self) -> list[str]:
         out = []
         if self.root.is_dir():
