@@ -515,6 +515,14 @@ class Server(ThreadingMixIn, HTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up (a health check timing out, an agent cancelling) is not an error worth a
+        traceback — uvicorn does not print one either."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def _now_s() -> int:
     return int(time.time())
