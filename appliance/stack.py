@@ -621,13 +621,19 @@ class Stack:
         return {k: t.timeline(now) for k, t in trackers.items()}
 
     def _start(self, profile: Profile, timeout_s: float, stall_s: float) -> StartResult:
-        compose_file, compose = self._render(profile)
-        if self.rig.runtime_kind == "docker":
-            self._check_host_network(compose_file)
-            self._ensure_images(compose)
+        """Start the profile's engines and follow them until healthy. A runtime error on the way (docker
+        refusing, an image that cannot be pulled) is a failed start like a crash, so callers roll back."""
         t0 = time.time()
-        self.emit("info", f"starting {profile.name} ({', '.join(e.label for e in profile.engines)})")
-        self.rig.runtime.up(self.project(profile.name), compose_file, compose)
+        try:
+            compose_file, compose = self._render(profile)
+            if self.rig.runtime_kind == "docker":
+                self._check_host_network(compose_file)
+                self._ensure_images(compose)
+            self.emit("info", f"starting {profile.name} ({', '.join(e.label for e in profile.engines)})")
+            self.rig.runtime.up(self.project(profile.name), compose_file, compose)
+        except ApplianceError as exc:
+            diag = Diagnosis(exc.message, exc.hint or "see the message above", (), "runtime")
+            return StartResult(profile.name, False, {}, diag, None, "could not start")
         result = self._follow(profile, t0, timeout_s, stall_s)
         if result.ok:
             total = time.time() - t0
@@ -703,8 +709,13 @@ class Stack:
                     self._prepare_sim(profile)
                 self._fit(profile, force, ignore_own=False)
                 self._check_ports(profile)
-            self._apply_power(profile)
-            self.ensure_proxy(profile)
+            try:
+                self._apply_power(profile)
+                self.ensure_proxy(profile)
+            except ApplianceError:
+                if self.project(profile.name) not in running:
+                    self.restore_power()  # nothing started: leave the GPUs as they were
+                raise
             state = self.rig.load_state()
             state.update(active=profile.name, active_file=profile.source_file, starting=profile.name)
             self.rig.save_state(state)
