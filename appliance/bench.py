@@ -312,7 +312,8 @@ class Bench:
             interrupted = True
         finally:
             for g, w in before.items():
-                if w is not None and abs(self.stack.rig.gpus().read(g).power_limit_w - w) > 0.5:
+                now = self.stack.rig.gpus().read(g).power_limit_w
+                if w is not None and (now is None or abs(now - w) > 0.5):
                     self.stack.set_power(w, [g])
         run.interrupted = interrupted
         run.recommendation = recommend(run, self.s.at_concurrency, self.s.keep_within)

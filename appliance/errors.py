@@ -1,6 +1,7 @@
 """User-facing errors. Every problem a user can fix is an ApplianceError: one clear line plus a hint.
 
-The CLI prints `error: <message>` and `  fix: <hint>` and exits 2; the TUI shows the same text. Anything else
+The CLI prints `error: <message>` and `  fix: <hint>` and exits 2 for bad input (a profile, an argument) and 1
+when the rig could not do it (does not fit, docker or NVML refused); the TUI shows the same text. Anything else
 that escapes is a bug and keeps its traceback.
 """
 
@@ -28,17 +29,25 @@ class ProfileError(ApplianceError):
 class FitError(ApplianceError):
     """A profile does not fit the GPUs it asks for."""
 
+    exit_code = 1
+
 
 class GPUError(ApplianceError):
     """NVML (or the simulated GPU) refused or failed."""
+
+    exit_code = 1
 
 
 class RuntimeBoundaryError(ApplianceError):
     """docker / compose / a local process failed."""
 
+    exit_code = 1
+
 
 class StackError(ApplianceError):
-    """up / switch / down could not do what was asked."""
+    """up / switch / down could not do what was asked (does not fit, port in use, engine failed): exit 1."""
+
+    exit_code = 1
 
 
 class SecretsError(ApplianceError):

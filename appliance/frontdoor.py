@@ -83,9 +83,10 @@ def counts(sock: Path) -> dict:
     out: dict = {"local": {}, "fallback": {}, "errors": 0.0, "status": {}}
     for row in stats(sock):
         px, sv = row.get("pxname", ""), row.get("svname", "")
+        alias_px = px.removesuffix("_full")  # streams and whole responses of one alias
         if px.startswith("alias_") and sv in ("local", "fallback"):
-            out[sv][px] = float(row.get("stot") or 0)
-            if sv == "local":
+            out[sv][alias_px] = out[sv].get(alias_px, 0.0) + float(row.get("stot") or 0)
+            if sv == "local" and px == alias_px:
                 out["status"][px] = row.get("status")
         if px.startswith("alias_") and sv == "BACKEND":  # inference answers only (not the liveness probes)
             out["errors"] += float(row.get("hrsp_5xx") or 0)

@@ -288,10 +288,17 @@ class Stack:
     def _apply_power(self, profile: Profile) -> None:
         gpus = self.rig.gpus()
         wanted = profile.power_limits(list(range(gpus.count())) if profile.gpus == "all" else list(profile.gpus))
-        if not wanted:
-            return
         state = self.rig.load_state()
         saved = {int(k): v for k, v in state.get("power_saved", {}).items()}
+        for idx, watts in sorted(saved.items()):  # GPUs this profile leaves alone get the owner's limit back
+            if idx not in wanted and watts is not None and idx < gpus.count():
+                change = gpus.set_power_limit(idx, watts)
+                if abs(change.previous_w - change.applied_w) > 0.5:
+                    self.emit("power", f"GPU {idx}: power limit {change.previous_w:.0f} W → {change.applied_w:.0f} W "
+                                       "(the profile sets none: back to your own limit)", gpu=idx,
+                              watts=change.applied_w)
+        if not wanted:
+            return
         for idx, watts in sorted(wanted.items()):
             if idx >= gpus.count():
                 raise StackError(f"profile {profile.name} sets GPU {idx}'s power limit; this rig has "
@@ -308,9 +315,11 @@ class Stack:
 
     def restore_power(self) -> list[str]:
         state = self.rig.load_state()
-        saved = {int(k): v for k, v in state.get("power_saved", {}).items()}
+        saved = {int(k): v for k, v in state.get("power_saved", {}).items() if v is not None}
         done = []
         if not saved:
+            state["power_saved"] = {}
+            self.rig.save_state(state)
             return done
         gpus = self.rig.gpus()
         left = {}
@@ -344,8 +353,9 @@ class Stack:
         saved = {str(k): v for k, v in state.get("power_saved", {}).items()}
         changes = []
         for idx in gpu_indices:
-            if str(idx) not in saved:
-                saved[str(idx)] = gpus.read(idx).power_limit_w
+            current = gpus.read(idx).power_limit_w
+            if str(idx) not in saved and current is not None:
+                saved[str(idx)] = current
                 state["power_saved"] = saved
                 self.rig.save_state(state)
             change = gpus.set_power_limit(idx, watts)
@@ -368,7 +378,7 @@ class Stack:
         return ps, FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=ps.port + 1,
                                      fallback_base_port=ps.port + 2,
                                      socket_path=str(frontdoor.socket_path(self.rig.dir)),
-                                     first_token_s=ps.first_token_timeout_s, request_s=ps.request_timeout_s)
+                                     stream_s=ps.stream_timeout_s, request_s=ps.request_timeout_s)
 
     def _routed_profile(self) -> Profile | None:
         """The profile whose engines the front door routes to now (the running one)."""
@@ -393,12 +403,18 @@ class Stack:
         files = render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides,
                                           frontdoor=fd, active=self._routed_profile())
         changed = any(not f.same_content() for f in files if f.path.name != "haproxy.cfg")
+        frontdoor_changed = any(not f.same_text() for f in files if f.path.name == "haproxy.cfg")
         for f in files:
             f.write()
         Path(fd.socket_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         states = self.rig.proxy_runtime.states(PROXY_PROJECT)
         running = bool(states) and all(s.alive for s in states) and len(states) == 2
         if running and not changed:
+            if frontdoor_changed:  # e.g. --lan: a seamless reload, then the engines enabled again
+                self._reload_frontdoor(Path(fd.socket_path))
+                routed = self._routed_profile()
+                if routed is not None:
+                    self._enable(routed)
             return
         proxy_dir = self.rig.rendered / "proxy"
         compose = render_frontdoor_compose(fd, LITELLM_IMAGE)
@@ -410,7 +426,12 @@ class Stack:
         if states:
             self.emit("info", "the proxy config changed (new aliases or fallbacks): restarting the proxy")
             self.rig.proxy_runtime.down(PROXY_PROJECT, proxy_dir / "compose.yaml", timeout_s=10)
-        for port, what in ((fd.port, "the proxy's port"), (fd.litellm_port, "LiteLLM's port (proxy port + 1)")):
+        from appliance.render.frontdoor import routes
+
+        internal = [(r.fallback_port, f"the front door's fallback listener for `{r.alias}`")
+                    for r in routes(profiles, None, fd) if r.fallback_port]
+        for port, what in [(fd.port, "the proxy's port"), (fd.litellm_port, "LiteLLM's port (proxy port + 1)")] + \
+                internal:
             if not _port_free(port):
                 raise StackError(f"{what} {port} is already in use",
                                  f"stop what listens there (`ss -ltnp 'sport = :{port}'`) or set proxy.port")
@@ -444,8 +465,9 @@ class Stack:
             return
         for e in profile.engines:
             for a in e.aliases:
-                frontdoor.set_state(sock, backend_name(a), "ready")
-                frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")
+                for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
+                    frontdoor.set_state(sock, b, "ready")
+                frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")  # the checked one
 
     def _drain(self, profile: Profile | None) -> None:
         """New requests for the profile's aliases go to their fallbacks; requests in flight finish."""
@@ -457,14 +479,15 @@ class Stack:
             return
         for e in profile.engines:
             for a in e.aliases:
-                try:
-                    frontdoor.set_state(sock, backend_name(a), "drain")
-                except StackError as exc:
-                    self.emit("warn", f"could not drain {a}: {exc.message}")
+                for b in (backend_name(a), backend_name(a) + "_full"):
+                    try:
+                        frontdoor.set_state(sock, b, "drain")
+                    except StackError as exc:
+                        self.emit("warn", f"could not drain {a}: {exc.message}")
 
     def _route(self, profile: Profile) -> None:
         """Point the front door at `profile`'s engines (they are healthy): new config, seamless reload, enable."""
-        from appliance import frontdoor, render
+        from appliance import render
 
         state = self.rig.load_state()
         state.update(routed=profile.name, routed_file=profile.source_file)
@@ -478,10 +501,16 @@ class Stack:
         sock = Path(fd.socket_path)
         if not cfg.same_text():
             cfg.write()
-            before = frontdoor.worker_pid(sock)
-            self._signal_frontdoor("SIGUSR2")
-            frontdoor.wait_ready(sock, timeout_s=15, not_pid=before)
+            self._reload_frontdoor(sock)
         self._enable(profile)
+
+    def _reload_frontdoor(self, sock: Path) -> None:
+        """HAProxy re-reads its config in a new worker; connections in flight stay on the old one."""
+        from appliance import frontdoor
+
+        before = frontdoor.worker_pid(sock)
+        self._signal_frontdoor("SIGUSR2")
+        frontdoor.wait_ready(sock, timeout_s=15, not_pid=before)
 
     def _signal_frontdoor(self, sig: str) -> None:
         import signal as _signal
@@ -757,9 +786,9 @@ class Stack:
                               "fallbacks meanwhile")
             self.emit("info", f"draining {old_name}: requests in flight finish (up to {drain_s:.0f} s), new ones "
                               "go to the fallbacks")
+            self._apply_power(profile)  # before anything stops: a refusal (no root…) leaves the old one serving
             self._drain(old)
             self._stop(old_name, timeout_s=int(drain_s) + 15)
-            self._apply_power(profile)
             state = self.rig.load_state()
             state.update(active=profile.name, active_file=profile.source_file, previous=old_name)
             self.rig.save_state(state)
@@ -833,20 +862,22 @@ class Stack:
         with self.rig.lock():
             state = self.rig.load_state()
             stopped = []
-            names = set(self.engine_projects())
-            if state.get("active"):
-                names.add(state["active"])
-            for name in sorted(names):
-                self.emit("info", f"stopping {name}")
-                self._stop(name, timeout_s)
-                stopped.append(name)
-            if all_:
-                self.emit("info", "stopping the proxy")
-                self.stop_proxy()
-            state = self.rig.load_state()
-            state.update(active=None, active_file=None)
-            self.rig.save_state(state)
-            self.restore_power()
+            try:
+                names = set(self.engine_projects())
+                if state.get("active"):
+                    names.add(state["active"])
+                for name in sorted(names):
+                    self.emit("info", f"stopping {name}")
+                    self._stop(name, timeout_s)
+                    stopped.append(name)
+                if all_:
+                    self.emit("info", "stopping the proxy")
+                    self.stop_proxy()
+            finally:  # whatever failed above, the GPUs get their limits back
+                state = self.rig.load_state()
+                state.update(active=None, active_file=None)
+                self.rig.save_state(state)
+                self.restore_power()
             return stopped
 
     def logs(self, engine: str | None, follow: bool = False, tail: int = 200, stop=None) -> Iterator[str]:
@@ -881,7 +912,7 @@ class Stack:
         """Things the owner should know before anything else (e.g. limits left behind by a crash)."""
         out = []
         state = self.rig.load_state()
-        saved = state.get("power_saved") or {}
+        saved = {k: v for k, v in (state.get("power_saved") or {}).items() if v is not None}
         active = state.get("active")
         try:
             running = self.rig.runtime.projects()

@@ -25,7 +25,7 @@ def write_profiles(d: Path, max_num_seqs: int = 16, first_token_s: float = 3) ->
         proxy:
           port: {PROXY_PORT}
           cooldown_s: 5
-          timeouts: {{request_s: 60, stream_s: 20, first_token_s: {first_token_s}}}
+          timeouts: {{request_s: 60, stream_s: {first_token_s}, first_token_s: {first_token_s}}}
           hosted:
             - {{name: hosted-mini, provider: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY,
                max_input_tokens: 128000}}

@@ -102,7 +102,7 @@ def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None
     settings = proxy_settings(profiles, lan=lan)
     fd = frontdoor or FrontDoorSettings(host=settings.host, port=settings.port, litellm_port=settings.port + 1,
                                         fallback_base_port=settings.port + 2,
-                                        first_token_s=settings.first_token_timeout_s,
+                                        stream_s=settings.stream_timeout_s,
                                         request_s=settings.request_timeout_s)
     sources = [p.source_file or p.name for p in profiles]
     config = render_litellm_config(profiles, settings, hosted_overrides)

@@ -41,8 +41,8 @@ class FrontDoorSettings:
     litellm_port: int = 4001
     fallback_base_port: int = 4002  # one internal listener per alias that has a fallback
     socket_path: str = "/run/appliance/haproxy.sock"
-    first_token_s: float = 30.0  # a local engine that has not answered by then: retried on the fallback
-    request_s: float = 600.0
+    stream_s: float = 120.0  # silence allowed in a stream (before its headers or between chunks)
+    request_s: float = 600.0  # a whole non-streaming response
     check_interval_ms: int = 1000
     master_key_env: str = "LITELLM_MASTER_KEY"
 
@@ -119,6 +119,7 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
         "    http-request set-var(txn.max_tokens) req.body,json_query('$.max_tokens','int') if inference",
         "    http-request set-var(txn.need) req.body_size,add(txn.max_tokens),add(" + str(CONTEXT_MARGIN_TOKENS) +
         ") if inference",
+        "    acl streaming req.body,json_query('$.stream') -m bool   # a JSON true comes back as boolean 1",
     ]
     for r in rs:
         if r.max_model_len is None:
@@ -126,35 +127,48 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
         lines += [
             f"    acl is_{r.backend} var(txn.model) -m str {_q(r.alias)}",
             f"    acl fits_{r.backend} var(txn.need) -m int le {r.max_model_len}",
-            f"    use_backend {r.backend} if inference is_{r.backend} fits_{r.backend}",
+            f"    use_backend {r.backend} if inference is_{r.backend} fits_{r.backend} streaming",
+            f"    use_backend {r.backend}_full if inference is_{r.backend} fits_{r.backend}",
         ]
     lines += ["    default_backend litellm", ""]
     for r in rs:
         if r.max_model_len is None:
             continue
         mid = local_deployment_id(r.alias, r.port)
-        lines += [
-            f"backend {r.backend}",
-            "    balance first",
-            "    option httpchk GET /health",
-            "    http-check expect status 200",
-            f"    timeout server {int(settings.first_token_s)}s   # no first byte by then: retried on the fallback",
-            f"    default-server inter {settings.check_interval_ms}ms fastinter 500ms downinter "
-            f"{settings.check_interval_ms}ms fall 1 rise 1",
-            f"    server local 127.0.0.1:{r.port} check observe layer7 error-limit 1 on-error mark-down disabled",
-        ]
-        if r.fallback_port:
-            # listed second, not as `backup`: `balance first` sends everything to `local` while it is up, and a
-            # retried request (after a 5xx, a refused connection or a first-token timeout) is redispatched here —
-            # HAProxy does not redispatch to a backup server while the failing one still counts as up
-            lines.append(f"    server fallback 127.0.0.1:{r.fallback_port}")
-        lines += [
-            f"    http-response set-header x-litellm-model-id {_q(mid)} if {{ srv_name local }}",
-            f"    http-response set-header x-litellm-model-group {_q(r.alias)} if {{ srv_name local }}",
-            "    http-response set-header x-appliance-route local if { srv_name local }",
-            "    http-response set-header x-appliance-route fallback if { srv_name fallback }",
-            "",
-        ]
+        # Two backends per alias, one engine: streams (vLLM sends the headers at once, then tokens; silence longer
+        # than stream_s means a hang) and whole responses (nothing until done: up to request_s). `timeout server`
+        # is an inactivity timeout; a request that runs into it before any byte came back is retried on the
+        # fallback. The streaming backend health-checks the engine; the other tracks that check.
+        for backend, timeout, check in ((r.backend, settings.stream_s, True), (f"{r.backend}_full",
+                                                                               settings.request_s, False)):
+            lines += [
+                f"backend {backend}",
+                "    balance first",
+                f"    timeout server {int(timeout)}s",
+            ]
+            if check:
+                lines += [
+                    "    option httpchk GET /health",
+                    "    http-check expect status 200",
+                    f"    default-server inter {settings.check_interval_ms}ms fastinter 500ms downinter "
+                    f"{settings.check_interval_ms}ms fall 1 rise 1",
+                    f"    server local 127.0.0.1:{r.port} check observe layer7 error-limit 1 on-error mark-down "
+                    "disabled",
+                ]
+            else:
+                lines.append(f"    server local 127.0.0.1:{r.port} track {r.backend}/local disabled")
+            if r.fallback_port:
+                # listed second, not as `backup`: `balance first` sends everything to `local` while it is up, and
+                # a retried request (after a 5xx, a refused connection or a timeout before any byte) is
+                # redispatched here — HAProxy does not redispatch to a backup while the failing one counts as up
+                lines.append(f"    server fallback 127.0.0.1:{r.fallback_port}")
+            lines += [
+                f"    http-response set-header x-litellm-model-id {_q(mid)} if {{ srv_name local }}",
+                f"    http-response set-header x-litellm-model-group {_q(r.alias)} if {{ srv_name local }}",
+                "    http-response set-header x-appliance-route local if { srv_name local }",
+                "    http-response set-header x-appliance-route fallback if { srv_name fallback }",
+                "",
+            ]
         if r.fallback_port:
             lines += [
                 f"frontend fallback_{r.backend}",
@@ -186,11 +200,15 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
         "services": {
             "frontdoor": {
                 "image": HAPROXY_IMAGE,
-                "command": ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+                "command": ["haproxy", "-W", "-db", "-f", "/usr/local/etc/appliance/haproxy.cfg"],
                 "network_mode": "host",
                 "restart": "unless-stopped",
+                # the image runs as uid 99; the runtime socket lives in a root-owned 0700 host directory
+                "user": "0:0",
                 "env_file": [{"path": SECRETS_VAR, "required": True}],  # the master key for the ACL
-                "volumes": ["./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro", f"{sock_dir}:{sock_dir}"],
+                # the directory, not the file: a reload must see the rewritten config (a file bind mount keeps
+                # the old inode after the appliance replaces it)
+                "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}"],
                 "labels": {"appliance.proxy": "haproxy"},
             },
             "litellm": {

@@ -103,6 +103,14 @@ def collect(profiles: list[Profile]):
             fallbacks[alias] = _merge_chain(fallbacks.get(alias, []), chain)
         for alias, chain in p.proxy.context_window_fallbacks.items():
             ctx_fallbacks[alias] = _merge_chain(ctx_fallbacks.get(alias, []), chain)
+    from appliance.render.frontdoor import backend_name
+
+    seen_backends: dict[str, str] = {}
+    for a in alias_port:
+        other = seen_backends.setdefault(backend_name(a), a)
+        if other != a:
+            raise ProfileError(f"aliases `{other}` and `{a}` differ only in punctuation; the front door cannot "
+                               "tell them apart", "rename one of them (letters and digits differ)")
     clash = set(alias_port) & set(hosted)
     if clash:
         name = sorted(clash)[0]

@@ -54,6 +54,11 @@ def main(argv: list[str]) -> int:
         with open(log_file, "ab", buffering=0) as logf:
             child = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
+        if _stop:  # SIGTERM arrived while the child was being started: it must still get it
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         status.update(child_pid=child.pid, state="running", started_at=time.time())
         _write(status_file, status)
         started = time.monotonic()

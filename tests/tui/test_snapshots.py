@@ -22,6 +22,8 @@ async def settle(pilot) -> None:
         if pilot.app.info is not None and pilot.app.samples_done >= 1:
             break
     pilot.app._refresh_screen()
+    pilot.app.screen.refresh(layout=True)
+    await pilot.pause()
     await pilot.pause()
 
 

@@ -75,8 +75,13 @@ class DashboardScreen(Screen):
         self.query_one(GpuTable).show(snap, sample.history, self.wide)
         self.query_one(EngineTable).show(snap, sample.history, self.wide)
         self.query_one(ProxyPanel).show(snap)
-        self._plot_tick = getattr(self, "_plot_tick", -1) + 1
-        if self.has_class("-plots") and self._plot_tick % 3 == 0:  # plotext is the costliest render: every 3 s
+        # plotext is the costliest render: redraw on every third new sample (the first one included), not on
+        # refreshes that bring no new sample (rig info arriving, a resize)
+        new_sample = sample is not getattr(self, "_plot_sample", None)
+        if new_sample:
+            self._plot_sample = sample
+            self._plot_n = getattr(self, "_plot_n", -1) + 1
+        if self.has_class("-plots") and new_sample and self._plot_n % 3 == 0:
             limits = [g.power_limit_w for g in snap.gpus if g.power_limit_w]
             self.query_one("#plot-power", HistoryPlot).show(
                 {f"GPU {g.index}": sample.history.get(f"gpu:{g.index}:power_w", []) for g in snap.gpus},

@@ -42,7 +42,7 @@ class Headline(Static):
             t.append(f" · GPU {fmt.gpu_range(capped)} at power limit", style="yellow")
         history = history or {}
         if not history.get("rig:gen_tps"):
-            self.update(t, layout=self._lines != 1)
+            self.update(t, layout=self._lines != 1 or self.size.height != 1)
             self._lines = 1
             return
         t.append("\n")
@@ -52,5 +52,7 @@ class Headline(Static):
         t.append("  power ", style="bright_black")
         t.append(fmt.spark(rig_power_history(snap, history), spark_w), style="cyan")
         t.append(f"  (last {min(len(history.get('rig:gen_tps', [])), spark_w)} s)", style="bright_black")
-        self.update(t, layout=self._lines != 2)
+        # lay out again when the line count changed, or when the last layout left the wrong height (an update
+        # that raced the first layout)
+        self.update(t, layout=self._lines != 2 or self.size.height != 2)
         self._lines = 2
