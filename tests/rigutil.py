@@ -80,6 +80,19 @@ def chat(master_key: str, model: str = "local", max_tokens: int = 16, stream: bo
             return r.status_code, r.headers.get("x-litellm-model-id"), text
 
 
+def wait_local(key: str, timeout: float = 30) -> None:
+    """Until the front door serves the alias `local` from the local engine again (after a switch, a fault)."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        code, model_id, _ = chat(key)
+        if code == 200 and model_id == f"local:local@{ENGINE_PORT}":
+            return
+        time.sleep(0.5)
+    raise AssertionError("the local engine did not serve again")
+
+
 def apply_env(monkeypatch, env: dict[str, str]) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -17,7 +17,7 @@ from appliance import load, secrets
 from appliance.profile import load_profile
 
 from conftest import REPO
-from rigutil import running_rig, ENGINE_PORT, PROXY_PORT, chat
+from rigutil import ENGINE_PORT, PROXY_PORT, chat, running_rig, wait_local
 
 pytestmark = [pytest.mark.proxy, pytest.mark.shared_rig]
 FAKE_OPENAI = "sk-test-openai-do-not-leak-0123456789"
@@ -33,15 +33,6 @@ def rig(tmp_path_factory, litellm_bin):
 
 def engine_pid(stack) -> int:
     return [s for s in stack.rig.runtime.states("appliance-" + stack.active_profile().name)][0].pid
-
-
-def wait_local(key: str, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if chat(key)[1] == LOCAL:
-            return
-        time.sleep(0.5)
-    pytest.fail("the local engine did not serve again")
 
 
 async def agents(key: str, n: int, stop: asyncio.Event, results: list, max_tokens=(20, 60)) -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from appliance import render, vllm_spec
-from appliance.profile import available_files, load_profile
+from appliance.profile import load_profile
 from appliance.render.compose import RenderSettings, render_engine_project, vllm_argv
 from appliance.render.litellm import render_litellm_config
 

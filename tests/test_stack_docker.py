@@ -6,7 +6,6 @@ GPUs back at their previous limits."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -15,7 +14,7 @@ from appliance.profile import load_profile
 from appliance.stack import Rig, Stack
 from appliance.telemetry import Sampler
 
-from rigutil import ENGINE_PORT, apply_env, chat, rig_env, write_profiles
+from rigutil import ENGINE_PORT, apply_env, chat, rig_env, write_profiles, wait_local
 
 pytestmark = [pytest.mark.testbed, pytest.mark.proxy]
 
@@ -68,10 +67,7 @@ def test_docker_up_switch_rollback_down(tmp_path, monkeypatch, docker_env, compo
         fail = [e for e in events if e.kind == "fail"][0]
         assert "no GPU memory is left for the KV cache" in fail.message and fail.data["fix"]
         assert rig.load_state()["active"] == "beta"
-        deadline = time.time() + 30
-        while chat(key)[1] != f"local:local@{ENGINE_PORT}" and time.time() < deadline:
-            time.sleep(0.5)
-        assert chat(key)[0] == 200
+        wait_local(key)
     finally:
         stack.down(all_=True)
     left = testbed.docker_cli(["ps", "-a", "--filter", "label=com.docker.compose.project", "--format", "{{.Names}}"])

@@ -3,7 +3,6 @@ up → request → status → switch → failed switch with rollback → down, p
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -12,7 +11,7 @@ from appliance.profile import load_profile
 from appliance.stack import Rig, Stack
 from appliance.telemetry import Sampler
 
-from rigutil import ENGINE_PORT, apply_env, chat, rig_env, write_profiles
+from rigutil import ENGINE_PORT, apply_env, chat, rig_env, write_profiles, wait_local
 
 pytestmark = pytest.mark.proxy
 
@@ -72,10 +71,7 @@ def test_up_status_switch_rollback_down(tmp_path, monkeypatch, litellm_bin):
         assert "rolled back to beta" in result.reason
         assert [e.kind for e in events].count("rollback") == 1
         assert rig.load_state()["active"] == "beta" and gpus.read(0).power_limit_w == 350
-        deadline = time.time() + 30
-        while chat(key)[1] != f"local:local@{ENGINE_PORT}" and time.time() < deadline:
-            time.sleep(0.5)
-        assert chat(key)[0] == 200
+        wait_local(key)
     finally:
         stack.down(all_=True)
     assert rig.gpus().read(0).power_limit_w == 450
