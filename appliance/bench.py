@@ -150,10 +150,10 @@ class Bench:
             return f"http://127.0.0.1:{self.engine.port}/v1", None, alias
         from appliance import secrets
 
-        proxy = self.stack.rig.load_state().get("proxy")
+        proxy = self.stack.rig.state.load().proxy
         if not proxy:
             raise StackError("the proxy is not running", "use --target engine, or `appliance up` first")
-        return f"http://127.0.0.1:{proxy['port']}/v1", secrets.master_key(), alias
+        return f"http://127.0.0.1:{proxy.port}/v1", secrets.master_key(), alias
 
     def _scrape(self) -> metrics.Scrape | None:
         from appliance import http

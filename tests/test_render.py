@@ -18,10 +18,10 @@ from conftest import REPO
 PROFILES = [load_profile(f) for f in sorted((REPO / "profiles").glob("*.yaml"))]
 
 
-def all_rendered(out, sim=False):
+def all_rendered(out, settings=RenderSettings()):
     files = []
     for p in PROFILES:
-        files += render.render_engine_files(p, out, RenderSettings(sim=sim))
+        files += render.render_engine_files(p, out, settings)
     files += render.render_proxy_files(PROFILES, out)
     return files
 
@@ -68,14 +68,18 @@ def test_seed_3090_command_matches_the_seed_option_for_option():
     assert ns.served_model_name == ["cyankiwi/Qwen3.5-27B-AWQ-BF16-INT8", "local", "coder"]
 
 
-def test_sim_render_has_no_reservation_and_mounts_the_sim_dir():
+def test_sim_render_has_no_reservation_and_mounts_the_sim_dir(tmp_path):
+    from appliance.rig import simulated_rig
+
     p = load_profile("rtx3090x4-two-tier")
-    data = render_engine_project(p, RenderSettings(sim=True, sim_dir="/tmp/simx"))
+    rig = simulated_rig(runtime="docker", root=tmp_path / "simx")
+    data = render_engine_project(p, rig.render_base)
+    simx = str(tmp_path / "simx" / "gpus")
     fast, smart = data["services"]["fast"], data["services"]["smart"]
     assert "deploy" not in fast and fast["image"] == "appliance-sim-vllm:local"
     assert fast["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0,1"
     assert smart["environment"]["NVIDIA_VISIBLE_DEVICES"] == "2,3"
-    assert "/tmp/simx:/tmp/simx" in fast["volumes"]
+    assert f"{simx}:{simx}" in fast["volumes"] and fast["environment"]["APPLIANCE_SIM_DIR"] == simx
 
 
 def test_files_say_they_are_generated(tmp_path):
@@ -130,7 +134,10 @@ def _compose_config(compose_cmd, path, extra_env=None):
 def test_every_rendered_compose_file_passes_docker_compose_config(compose_cmd, tmp_path, sim):
     import testbed
 
-    files = [f for f in all_rendered(tmp_path, sim=sim) if f.path.name == "compose.yaml"]
+    from appliance.rig import simulated_rig
+
+    settings = simulated_rig(runtime="docker", root=tmp_path / "sim").render_base if sim else RenderSettings()
+    files = [f for f in all_rendered(tmp_path, settings) if f.path.name == "compose.yaml"]
     assert len(files) == len(PROFILES) + 1
     (tmp_path / "secrets.env").write_text("LITELLM_MASTER_KEY=sk-test\n")  # the proxy requires its env file
     for f in files:

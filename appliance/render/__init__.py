@@ -96,8 +96,16 @@ def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None
                        active=None) -> list[Rendered]:
     """The proxy project: compose.yaml (HAProxy front door + LiteLLM), litellm.yaml, and haproxy.cfg routing the
     aliases of `active` (the running profile; None: everything through LiteLLM)."""
-    from appliance.render.frontdoor import FrontDoorSettings, render_frontdoor_compose, render_haproxy
-    from appliance.render.litellm import LITELLM_IMAGE, proxy_settings, render_litellm_config
+    from appliance.render.frontdoor import (
+        FrontDoorSettings,
+        render_frontdoor_compose,
+        render_haproxy,
+    )
+    from appliance.render.litellm import (
+        LITELLM_IMAGE,
+        proxy_settings,
+        render_litellm_config,
+    )
 
     settings = proxy_settings(profiles, lan=lan)
     fd = frontdoor or FrontDoorSettings(host=settings.host, port=settings.port, litellm_port=settings.port + 1,

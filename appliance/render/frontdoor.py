@@ -28,7 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from appliance.profile import Profile
-from appliance.render.litellm import collect, local_deployment_id
+from appliance.render.litellm import (
+    PROXY_ENV,
+    PROXY_PROJECT,
+    SECRETS_VAR,
+    local_deployment_id,
+)
+from appliance.render.plan import backend_name, plan
 
 HAPROXY_IMAGE = "haproxy:2.6.12"
 CONTEXT_MARGIN_TOKENS = 256
@@ -57,12 +63,9 @@ class Route:
     fallback_port: int | None = None
 
 
-def backend_name(alias: str) -> str:
-    return "alias_" + "".join(c if c.isalnum() else "_" for c in alias)
-
-
 def routes(profiles: list[Profile], active: Profile | None, settings: FrontDoorSettings) -> list[Route]:
-    alias_port, _hosted, fallbacks, _ctx = collect(profiles)
+    pl = plan(profiles)
+    alias_port, fallbacks = pl.alias_port, pl.fallbacks
     lens = {a: e.max_model_len for e in (active.engines if active else ()) for a in e.aliases}
     out = []
     k = 0
@@ -190,8 +193,6 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
 def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, litellm_host: str = "127.0.0.1") -> dict:
     """The proxy project on a real rig: HAProxy on the agents' port, LiteLLM on the next port, both on the host
     network; the runtime socket lives in a host directory so the appliance can drain and enable engines."""
-    from appliance.render.litellm import PROXY_ENV, PROXY_PROJECT, SECRETS_VAR
-
     probe = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{settings.litellm_port}"
              "/health/liveliness', timeout=5)")
     sock_dir = settings.socket_path.rsplit("/", 1)[0]

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.errors import ProfileError
-from appliance.profile import Hosted, Profile
+from appliance.profile import Profile
+from appliance.render.plan import plan
 
 PROXY_PROJECT = "appliance-proxy"
 LITELLM_IMAGE = "ghcr.io/berriai/litellm:v1.106.2"
@@ -70,55 +71,6 @@ def proxy_settings(profiles: list[Profile], lan: bool | None = None) -> ProxySet
     )
 
 
-def _merge_chain(a: list[str], b: tuple[str, ...]) -> list[str]:
-    out = list(a)
-    for x in b:
-        if x not in out:
-            out.append(x)
-    return out
-
-
-def collect(profiles: list[Profile]):
-    """Aliases (→ port, engine max_model_len per profile), hosted models and fallback chains across profiles."""
-    alias_port: dict[str, tuple[int, str]] = {}
-    hosted: dict[str, tuple[Hosted, str]] = {}
-    fallbacks: dict[str, list[str]] = {}
-    ctx_fallbacks: dict[str, list[str]] = {}
-    for p in profiles:
-        for e in p.engines:
-            for a in e.aliases:
-                if a in alias_port and alias_port[a][0] != e.port:
-                    port, where = alias_port[a]
-                    raise ProfileError(
-                        f"{p.source_file or p.name}: alias `{a}` is on port {e.port} here and on port {port} in "
-                        f"{where}", "the proxy routes an alias to one port: give it the same port in every profile")
-                alias_port.setdefault(a, (e.port, p.source_file or p.name))
-        for h in p.proxy.hosted:
-            if h.name in hosted and hosted[h.name][0] != h:
-                raise ProfileError(
-                    f"{p.source_file or p.name}: hosted model `{h.name}` differs from the one in {hosted[h.name][1]}",
-                    "a hosted name means one model everywhere: rename one or make them identical")
-            hosted.setdefault(h.name, (h, p.source_file or p.name))
-        for alias, chain in p.proxy.fallbacks.items():
-            fallbacks[alias] = _merge_chain(fallbacks.get(alias, []), chain)
-        for alias, chain in p.proxy.context_window_fallbacks.items():
-            ctx_fallbacks[alias] = _merge_chain(ctx_fallbacks.get(alias, []), chain)
-    from appliance.render.frontdoor import backend_name
-
-    seen_backends: dict[str, str] = {}
-    for a in alias_port:
-        other = seen_backends.setdefault(backend_name(a), a)
-        if other != a:
-            raise ProfileError(f"aliases `{other}` and `{a}` differ only in punctuation; the front door cannot "
-                               "tell them apart", "rename one of them (letters and digits differ)")
-    clash = set(alias_port) & set(hosted)
-    if clash:
-        name = sorted(clash)[0]
-        raise ProfileError(f"`{name}` is a local alias in {alias_port[name][1]} and a hosted model in "
-                           f"{hosted[name][1]}", "rename one of them")
-    return alias_port, {k: v[0] for k, v in hosted.items()}, fallbacks, ctx_fallbacks
-
-
 def local_deployment_id(alias: str, port: int) -> str:
     return f"local:{alias}@{port}"
 
@@ -132,7 +84,8 @@ def render_litellm_config(profiles: list[Profile], settings: ProxySettings | Non
     """The LiteLLM proxy config. `hosted_overrides` maps a hosted name to a local stand-in base URL (the
     simulated rig: these machines reach no hosted API); the real provider settings are still validated."""
     settings = settings or proxy_settings(profiles)
-    alias_port, hosted, fallbacks, ctx_fallbacks = collect(profiles)
+    pl = plan(profiles)
+    alias_port, hosted, fallbacks, ctx_fallbacks = pl.alias_port, pl.hosted, pl.fallbacks, pl.ctx_fallbacks
     model_list = []
     for alias in sorted(alias_port):
         port = alias_port[alias][0]

@@ -1,11 +1,18 @@
-"""The simulated GPUs behind the same interface as NVML (the physics and shared state live in appliance.sim)."""
+"""The simulated GPUs behind the GPU boundary, the same interface as NVML (appliance.gpu.base); the physics and
+the shared state live in appliance.sim.gpu / appliance.sim.state."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from appliance.errors import GPUError
-from appliance.gpu.base import GPUProcess, GPUReading, PowerChange, clamp_power, throttle_names
+from appliance.gpu.base import (
+    GPUProcess,
+    GPUReading,
+    PowerChange,
+    clamp_power,
+    throttle_names,
+)
 
 
 class SimulatedGPUs:

@@ -9,9 +9,10 @@ The stand-ins run on a separate simulated datacenter GPU each, so they never sho
 
 from __future__ import annotations
 
-from appliance.profile import Profile
-
 import os
+from pathlib import Path
+
+from appliance.profile import Profile
 
 PROJECT = "appliance-hosted"
 
@@ -48,32 +49,44 @@ def compose_for(profiles: list[Profile], sim_dir: str) -> tuple[dict, dict[str, 
     return {"name": PROJECT, "services": services}, urls
 
 
-def ensure_stand_ins(stack, profiles: list[Profile]) -> dict[str, str]:
-    """Start (or keep) one stand-in per hosted model; returns hosted name → base URL for the proxy config."""
-    from appliance.gpu import open_gpus
-    from appliance.runtime.process import ProcessRuntime
-    from appliance.sim import state as simstate
+class HostedStandIns:
+    """The hosted-model part of a simulated rig: one stand-in engine per hosted model, as local processes in the
+    rig's dir, on simulated datacenter GPUs of their own."""
 
-    rig = stack.rig
-    sim_dir = rig.dir / "hosted-gpus"
-    compose, urls = compose_for(profiles, str(sim_dir))
-    if not urls:
+    def __init__(self, rig_dir: Path):
+        self.dir = Path(rig_dir)
+
+    def check_keys(self, profile, emit) -> None:
+        """Stand-ins need no key."""
+
+    def ensure(self, profiles: list[Profile], emit) -> dict[str, str]:
+        """Start (or keep) one stand-in per hosted model; returns hosted name → base URL for the proxy config."""
+        from appliance.sim import state as simstate
+        from appliance.sim.gpu_boundary import SimulatedGPUs
+
+        sim_dir = self.dir / "hosted-gpus"
+        compose, urls = compose_for(profiles, str(sim_dir))
+        if not urls:
+            return urls
+        n = len(compose["services"])
+        existing = simstate.gpus_path(sim_dir).exists() and SimulatedGPUs(sim_dir).count() >= n
+        if not existing:
+            SimulatedGPUs(sim_dir, ["h100-80"] * max(n, 1))
+        rt = self._runtime()
+        alive = {s.service for s in rt.states(PROJECT) if s.alive}
+        if set(compose["services"]) - alive:
+            if alive:
+                rt.down(PROJECT, None, timeout_s=5)
+            emit("info", f"simulated rig: hosted models served by local stand-ins ({', '.join(urls)})")
+            rt.up(PROJECT, None, compose)
         return urls
-    n = len(compose["services"])
-    existing = simstate.gpus_path(sim_dir).exists() and open_gpus(sim_dir).count() >= n
-    if not existing:
-        open_gpus(sim_dir, ["h100-80"] * max(n, 1))
-    rt = ProcessRuntime(rig.dir / "processes")
-    alive = {s.service for s in rt.states(PROJECT) if s.alive}
-    if set(compose["services"]) - alive:
-        if alive:
-            rt.down(PROJECT, None, timeout_s=5)
-        stack.emit("info", f"simulated rig: hosted models served by local stand-ins ({', '.join(urls)})")
-        rt.up(PROJECT, None, compose)
-    return urls
 
+    def stop(self) -> None:
+        self._runtime().down(PROJECT, None, timeout_s=5)
 
-def stop_stand_ins(stack) -> None:
-    from appliance.runtime.process import ProcessRuntime
+    def _runtime(self):
+        import sys
 
-    ProcessRuntime(stack.rig.dir / "processes").down(PROJECT, None, timeout_s=5)
+        from appliance.runtime.process import ProcessRuntime
+
+        return ProcessRuntime(self.dir / "hosted-processes", vllm_command=[sys.executable, "-m", "appliance.sim.engine"])

@@ -1,0 +1,199 @@
+"""The front door's lifecycle: render the proxy project, start it, route it to the running profile's engines,
+drain them before a switch, reload HAProxy seamlessly, wait for LiteLLM.
+
+HAProxy listens on the agents' port (hot path to healthy local engines, master-key check, health checks, drain);
+LiteLLM listens on the next port (fallbacks, hosted providers, context-window fallbacks). Both run under the
+rig's proxy runtime; the hosted models are whatever the rig's `hosted` part provides.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from appliance import frontdoor, http, render, secrets
+from appliance.errors import ApplianceError, StackError
+from appliance.netcheck import port_free
+from appliance.profile import Profile, available_files, load_profile
+from appliance.render.frontdoor import (
+    FrontDoorSettings,
+    render_frontdoor_compose,
+    routes,
+)
+from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, proxy_settings
+from appliance.render.plan import backend_name, plan
+from appliance.stack.state import ProfileRef, ProxyRecord
+
+
+class FrontDoor:
+    def __init__(self, rig, emit: Callable[..., None], routed: Callable[[], Profile | None]):
+        self.rig = rig
+        self.emit = emit
+        self.routed = routed  # the profile whose engines the front door sends requests to now
+
+    # -- what to render ----------------------------------------------------------------------------
+    def profiles(self, extra: Profile | None) -> list[Profile]:
+        """Every profile the proxy serves (`extra` first and winning alias clashes)."""
+        out: dict[str, Profile] = {}
+        for f in available_files():
+            try:
+                p = load_profile(f)
+            except ApplianceError as exc:
+                self.emit("warn", f"skipping {f.name} for the proxy config: {exc.message.splitlines()[0]}")
+                continue
+            out[p.name] = p
+        ordered = [extra] if extra is not None else []
+        for p in out.values():
+            if extra is not None and p.name == extra.name:
+                continue
+            try:
+                plan(ordered + [p])
+            except ApplianceError as exc:
+                self.emit("warn", f"leaving {p.name} out of the proxy config: {exc.message}")
+                continue
+            ordered.append(p)
+        return ordered
+
+    def settings(self, profiles: list[Profile]) -> FrontDoorSettings:
+        ps = proxy_settings(profiles, lan=self.rig.state.load().lan)
+        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=ps.port + 1, fallback_base_port=ps.port + 2,
+                                 socket_path=str(frontdoor.socket_path(self.rig.dir)),
+                                 stream_s=ps.stream_timeout_s, request_s=ps.request_timeout_s)
+
+    def _files(self, profiles: list[Profile], active: Profile | None, fd: FrontDoorSettings):
+        overrides = self.rig.hosted.ensure(profiles, self.emit)
+        return render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides, frontdoor=fd,
+                                         active=active)
+
+    def _sock(self) -> Path | None:
+        proxy = self.rig.state.load().proxy
+        return Path(proxy.socket) if proxy and proxy.socket else None
+
+    # -- start ---------------------------------------------------------------------------------------
+    def ensure(self, profile: Profile | None) -> None:
+        """Render the proxy project and start it if it is not running (restart it if LiteLLM's config changed).
+        It keeps routing to the profile that runs now; `route` moves it."""
+        secrets.master_key()  # generated on first use, stored 0600
+        if profile is not None:
+            self.rig.hosted.check_keys(profile, self.emit)
+        profiles = self.profiles(profile)
+        fd = self.settings(profiles)
+        files = self._files(profiles, self.routed(), fd)
+        changed = any(not f.same_content() for f in files if f.path.name != "haproxy.cfg")
+        frontdoor_changed = any(not f.same_text() for f in files if f.path.name == "haproxy.cfg")
+        for f in files:
+            f.write()
+        Path(fd.socket_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        rt = self.rig.proxy_runtime
+        states = rt.states(PROXY_PROJECT)
+        running = len(states) == 2 and all(s.alive for s in states)
+        if running and not changed:
+            if frontdoor_changed:  # e.g. --lan: a seamless reload, then the engines enabled again
+                self.reload(Path(fd.socket_path))
+                self._enable_routed()
+            return
+        proxy_dir = self.rig.rendered / "proxy"
+        compose = render_frontdoor_compose(fd, LITELLM_IMAGE)
+        if rt.kind == "process":
+            compose["services"]["litellm"]["command"] = [
+                "--config", str(proxy_dir / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(fd.litellm_port)]
+            compose["services"]["frontdoor"]["command"] = ["haproxy", "-W", "-db", "-f", str(proxy_dir / "haproxy.cfg")]
+            compose["services"]["frontdoor"]["stop_grace_period"] = "5s"
+        if states:
+            self.emit("info", "the proxy config changed (new aliases or fallbacks): restarting the proxy")
+            rt.down(PROXY_PROJECT, proxy_dir / "compose.yaml", timeout_s=10)
+        internal = [(r.fallback_port, f"the front door's fallback listener for `{r.alias}`")
+                    for r in routes(profiles, None, fd) if r.fallback_port]
+        for port, what in [(fd.port, "the proxy's port"), (fd.litellm_port, "LiteLLM's port (proxy port + 1)")] + \
+                internal:
+            if not port_free(port):
+                raise StackError(f"{what} {port} is already in use",
+                                 f"stop what listens there (`ss -ltnp 'sport = :{port}'`) or set proxy.port")
+        if fd.host != "127.0.0.1":
+            self.emit("warn", f"the proxy listens on {fd.host}:{fd.port}: reachable from your LAN "
+                              "(anyone there with the master key can use it)")
+        self.emit("info", f"starting the front door on http://{fd.host}:{fd.port} (HAProxy → engines; LiteLLM on "
+                          f":{fd.litellm_port} for fallbacks)")
+        rt.prepare(proxy_dir / "compose.yaml", compose, self.emit)
+        rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
+        self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
+        frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
+        self._enable_routed()  # a restarted front door starts with its engines disabled
+
+    def _enable_routed(self) -> None:
+        routed = self.routed()
+        if routed is not None:
+            self.enable(routed)
+
+    # -- routing ---------------------------------------------------------------------------------------
+    def enable(self, profile: Profile) -> None:
+        sock = self._sock()
+        if sock is None:
+            return
+        for e in profile.engines:
+            for a in e.aliases:
+                for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
+                    frontdoor.set_state(sock, b, "ready")
+                frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")  # the checked one
+
+    def drain(self, profile: Profile | None) -> None:
+        """New requests for the profile's aliases go to their fallbacks; requests in flight finish."""
+        sock = self._sock()
+        if sock is None or profile is None:
+            return
+        for e in profile.engines:
+            for a in e.aliases:
+                for b in (backend_name(a), backend_name(a) + "_full"):
+                    try:
+                        frontdoor.set_state(sock, b, "drain")
+                    except StackError as exc:
+                        self.emit("warn", f"could not drain {a}: {exc.message}")
+
+    def route(self, profile: Profile) -> None:
+        """Point the front door at `profile`'s engines (they are healthy): new config, seamless reload, enable."""
+        self.rig.state.update(routed=ProfileRef.of(profile))
+        profiles = self.profiles(profile)
+        fd = self.settings(profiles)
+        cfg = [f for f in self._files(profiles, profile, fd) if f.path.name == "haproxy.cfg"][0]
+        if not cfg.same_text():
+            cfg.write()
+            self.reload(Path(fd.socket_path))
+        self.enable(profile)
+
+    def reload(self, sock: Path) -> None:
+        """HAProxy re-reads its config in a new worker; connections in flight stay on the old one."""
+        before = frontdoor.worker_pid(sock)
+        self.rig.proxy_runtime.signal(PROXY_PROJECT, "frontdoor", "SIGUSR2")
+        frontdoor.wait_ready(sock, timeout_s=15, not_pid=before)
+
+    # -- LiteLLM ---------------------------------------------------------------------------------------
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Block until the proxy answers its liveness probe through the front door (LiteLLM needs ~6 s)."""
+        proxy = self.rig.state.load().proxy
+        if not proxy:
+            return
+        url = f"http://127.0.0.1:{proxy.port}/health/liveliness"
+        rt = self.rig.proxy_runtime
+        t0 = time.time()
+        with http.client(timeout_s=2.0) as c:
+            while True:
+                if http.get(c, url).ok:
+                    if time.time() - t0 > 1:
+                        self.emit("info", f"the proxy is ready ({time.time() - t0:.1f} s)")
+                    return
+                dead = [s for s in rt.states(PROXY_PROJECT) if s.status in ("exited", "dead") or s.restarts > 0]
+                if dead or time.time() - t0 > timeout_s:
+                    svc = dead[0].service if dead else "litellm"
+                    lines = list(rt.logs(PROXY_PROJECT, svc, tail=30))
+                    tail = [secrets.redact(ln) for ln in lines if ln.strip()][-6:]
+                    raise StackError(f"the proxy ({svc}) did not start" + (
+                        f" (exit code {dead[0].exit_code})" if dead else f" within {timeout_s:.0f} s"),
+                        "its last log lines: " + " | ".join(tail) if tail else "`appliance logs proxy`")
+                self.emit("wait", f"waiting for the proxy ({time.time() - t0:.0f} s)")
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.rig.proxy_runtime.down(PROXY_PROJECT, self.rig.rendered / "proxy" / "compose.yaml", timeout_s=10)
+        self.rig.hosted.stop()
+
