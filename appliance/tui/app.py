@@ -130,6 +130,8 @@ class ApplianceApp(App):
                 self.notify(_err_text(w.error), title="power limit", severity="error", timeout=8)
 
     def _refresh_screen(self) -> None:
+        if not self.screen_stack:  # a sample that finishes while the app is closing has no screen to show
+            return
         screen = self.screen
         if hasattr(screen, "refresh_view"):
             screen.refresh_view()
