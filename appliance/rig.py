@@ -205,3 +205,31 @@ def from_args(*, sim: bool, runtime: str) -> Rig:
     """The rig a CLI command acts on."""
     return simulated_rig(runtime=runtime) if sim else real_rig(runtime=runtime)
 
+
+def _last_file() -> Path:
+    return paths.state_dir() / "last-rig.json"
+
+
+def last_used() -> tuple[bool, str]:
+    """(simulated, runtime) of the rig the last `up`/`switch`/`demo` acted on; (False, "docker") at first."""
+    import json
+
+    try:
+        data = json.loads(_last_file().read_text())
+        sim, runtime = bool(data["sim"]), str(data["runtime"])
+        if runtime in ("docker", "process"):
+            return sim, runtime
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return False, "docker"
+
+
+def remember_used(*, sim: bool, runtime: str) -> None:
+    import json
+
+    f = _last_file()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_name(f.name + ".tmp")
+    tmp.write_text(json.dumps({"sim": sim, "runtime": runtime}))
+    os.replace(tmp, f)
+

@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         args.func = cmd_tui
     if args.func is cmd_tui:
-        args.sim = getattr(args, "sim", False)
-        args.runtime = getattr(args, "runtime", "docker")
+        args.sim = getattr(args, "sim", None)
+        args.runtime = getattr(args, "runtime", None)
     from appliance.errors import ApplianceError
 
     try:

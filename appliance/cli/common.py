@@ -26,10 +26,17 @@ def _proxy_profiles(extra):
 # --------------------------------------------------------------------------------------------- the running rig
 
 
-def _rig(args):
-    from appliance.rig import from_args
+def _rig(args, *, remember: bool = False):
+    """The rig the command acts on: what --sim/--real and --runtime say, else the one the last `up`, `switch`
+    or `demo` used (so `status` after `up --sim --runtime process` looks at that rig)."""
+    from appliance.rig import from_args, last_used, remember_used
 
-    return from_args(sim=args.sim, runtime=args.runtime)
+    sim, runtime = last_used()
+    sim = sim if args.sim is None else args.sim
+    runtime = runtime if args.runtime is None else args.runtime
+    if remember:
+        remember_used(sim=sim, runtime=runtime)
+    return from_args(sim=sim, runtime=runtime)
 
 
 class EventPrinter:

@@ -52,7 +52,10 @@ def cmd_demo(args) -> int:
         if traffic:
             traffic.stop()
         if args.keep:
-            print("\nthe simulated rig keeps running (`appliance down --all --sim --runtime process` stops it)")
+            from appliance.rig import remember_used
+
+            remember_used(sim=True, runtime="process")  # later commands (`status`, `down`) act on this rig
+            print("\nthe simulated rig keeps running (`appliance status`, `appliance down --all` act on it)")
         else:
             print("\nstopping the demo …")
             stack.down(all_=True)

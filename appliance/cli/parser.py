@@ -57,9 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
 
     def rig_opts(p):
-        p.add_argument("--sim", action="store_true", help="the simulated rig (no GPU, no vLLM image needed)")
-        p.add_argument("--runtime", choices=("docker", "process"), default="docker",
-                       help="run engines under docker (default) or as local processes")
+        p.add_argument("--sim", action="store_true", default=None,
+                       help="the simulated rig (no GPU, no vLLM image needed); remembered for later commands")
+        p.add_argument("--real", dest="sim", action="store_false", help="this machine's GPUs (the default)")
+        p.add_argument("--runtime", choices=("docker", "process"), default=None,
+                       help="run engines under docker (default) or as local processes; remembered")
 
     p = sub.add_parser("tui", help="the dashboard (also: `appliance` with no command, on a terminal)")
     rig_opts(p)

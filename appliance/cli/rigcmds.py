@@ -14,12 +14,20 @@ from appliance.cli.common import (
 )
 
 
+def _say_rig(stack, args) -> None:
+    """Which rig a changing command acts on, said once (it may be the remembered one)."""
+    where = "local processes" if stack.rig.runtime_kind == "process" else "docker"
+    print(f"rig: {stack.rig.label} ({where}) — state in {stack.rig.dir}",
+          file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+
+
 def cmd_up(args) -> int:
     from appliance.profile import load_profile
     from appliance.stack import Stack
 
     profile = load_profile(args.profile)
-    stack = Stack(_rig(args), EventPrinter(sys.stderr if args.json else sys.stdout))
+    stack = Stack(_rig(args, remember=True), EventPrinter(sys.stderr if args.json else sys.stdout))
+    _say_rig(stack, args)
     for w in stack.warnings():
         stack.emit("warn", w)
     result = stack.up(profile, force=args.force, timeout_s=args.timeout, lan=args.lan)
@@ -33,7 +41,9 @@ def cmd_switch(args) -> int:
     from appliance.stack import Stack
 
     profile = load_profile(args.profile)
-    stack = Stack(_rig(args), EventPrinter(sys.stderr if args.json else sys.stdout), drain_s=int(args.drain))
+    stack = Stack(_rig(args, remember=True), EventPrinter(sys.stderr if args.json else sys.stdout),
+                  drain_s=int(args.drain))
+    _say_rig(stack, args)
     result = stack.switch(profile, force=args.force, timeout_s=args.timeout, lan=args.lan)
     return _start_result(result, args)
 
@@ -42,6 +52,7 @@ def cmd_down(args) -> int:
     from appliance.stack import Stack
 
     stack = Stack(_rig(args), EventPrinter())
+    _say_rig(stack, args)
     stopped = stack.down(all_=args.all)
     if not stopped and not args.all:
         print("nothing was running")

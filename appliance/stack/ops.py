@@ -156,6 +156,14 @@ class Stack:
             self.emit("done", f"{profile.name} is ready after {time.time() - t0:.1f} s", timelines=result.timelines)
         return result
 
+    def _power_then_start(self, profile: Profile, timeout_s: float, stall_s: float) -> StartResult:
+        try:
+            self.power.apply(profile)
+        except ApplianceError as exc:
+            diag = Diagnosis(exc.message, exc.hint or "see the message above", (), "power")
+            return StartResult(profile.name, False, {}, diag, None, "could not start")
+        return self._start(profile, timeout_s, stall_s)
+
     def _stop(self, profile_name: str, timeout_s: int = 30) -> None:
         self.rig.runtime.down(self.project(profile_name), self.rig.rendered / profile_name / "compose.yaml",
                               timeout_s=timeout_s)
@@ -229,11 +237,13 @@ class Stack:
                               "fallbacks meanwhile")
             self.emit("info", f"draining {active.name}: requests in flight finish (up to {drain_s:.0f} s), new "
                               "ones go to the fallbacks")
-            self.power.apply(profile)  # before anything stops: a refusal (no root…) leaves the old one serving
+            # A refusal (no root…) must come before anything stops, but the new limits only after the drain:
+            # the old engine serves its streams to the end at the speed it had.
+            self.power.probe(profile)
             self.front_door.drain(old)
             self._stop(active.name, timeout_s=int(drain_s) + 15)
             state = self.rig.state.update(active=ProfileRef.of(profile), previous=active.name)
-            result = self._start(profile, timeout_s, stall_s)
+            result = self._power_then_start(profile, timeout_s, stall_s)
             if result.ok:
                 return self._started(profile, result)
             self._report_failure(result)
@@ -250,9 +260,8 @@ class Stack:
         self.emit("rollback", f"rolling back to {back.name}: {failed.name} {result.failure} "
                               f"({result.diagnosis.title if result.diagnosis else 'no diagnosis'})",
                   to=back.name, failed=failed.name)
-        self.power.apply(back)
         self.rig.state.update(active=ProfileRef.of(back))
-        again = self._start(back, timeout_s, stall_s)
+        again = self._power_then_start(back, timeout_s, stall_s)
         if again.ok:
             self.front_door.route(back)
         else:

@@ -39,6 +39,15 @@ class PowerKeeper:
                 raise StackError(f"profile {profile.name} sets GPU {idx}'s power limit; this rig has {count} GPUs",
                                  "fix gpus/power_limit_w in the profile")
 
+    def probe(self, profile: Profile) -> None:
+        """May we change these GPUs' limits? Set each to what it is now: NVML refuses a non-root caller the
+        same way it would refuse the real change, and nothing changes. (A switch asks before it drains.)"""
+        gpus = self.rig.gpus()
+        for idx in sorted(self.wanted(profile)):
+            current = gpus.read(idx).power_limit_w
+            if current is not None:
+                gpus.set_power_limit(idx, current)
+
     def apply(self, profile: Profile) -> None:
         """The profile's limits; GPUs it leaves alone get the owner's limit back."""
         gpus = self.rig.gpus()
