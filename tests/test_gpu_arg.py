@@ -144,3 +144,13 @@ def test_every_size_and_count(gib, n):
     assert shape(f"{n}x{gib}GiB") == [(f"{gib} GiB GPU", gib * cards.GIB)] * n
     if gib * 10**9 <= 1024 * cards.GIB and gib * 10**9 >= cards.GIB:
         assert shape(f"{gib}GB x{n}") == [(f"{gib} GB GPU", gib * 10**9)] * n
+
+
+def test_help_text_is_safe_for_a_fast_help():
+    """`appliance check --help` shows GPU_HELP and must not import pydantic: gpu_arg imports only the stdlib."""
+    import subprocess
+    import sys
+
+    probe = "import sys, appliance.gpu_arg; print(sorted(m.split('.')[0] for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "pydantic" not in out.stdout and "yaml" not in out.stdout
