@@ -8,41 +8,10 @@ from appliance.cli.common import _proxy_profiles
 
 
 def _gpus_from_arg(spec: str | None, needed: int):
-    """`--gpu 4090`, `--gpu 3090x4`, `--gpu 24` (GiB) or `--gpu 4090,3090` → fit.GPU list."""
-    from appliance import cards
-    from appliance.errors import ApplianceError
-    from appliance.fit import GPU
+    """`--gpu TEXT` → fit.GPU list (the rules: appliance/gpu_arg.py), None when --gpu was not given."""
+    from appliance.gpu_arg import parse_gpu_arg
 
-    if spec is None:
-        return None
-    parts = [p for p in spec.split(",") if p.strip()]
-    gpus: list = []
-    for part in parts:
-        part = part.strip()
-        count = 1
-        low = part.lower()
-        if "x" in low and low.rsplit("x", 1)[1].isdigit() and low.rsplit("x", 1)[0]:
-            low, n = low.rsplit("x", 1)
-            part, count = part[: len(low)], int(n)
-        try:
-            gib = float(part)
-        except ValueError:
-            gib = None
-        if gib is not None:
-            if not 1 <= gib <= 1024:
-                raise ApplianceError(f"--gpu {spec}: {gib:g} GiB is not a GPU memory size",
-                                     "give GiB between 1 and 1024, or a card name like 4090")
-            card_gpus = [GPU(0, f"{gib:g} GiB GPU", int(gib * cards.GIB))] * count
-        else:
-            card = cards.lookup(part)
-            if card is None:
-                raise ApplianceError(f"--gpu {spec}: unknown card `{part}`",
-                                     "one of " + ", ".join(cards.CARDS) + ", or a size in GiB like 24")
-            card_gpus = [GPU(0, card.name, card.memory_bytes)] * count
-        gpus.extend(card_gpus)
-    if len(gpus) == 1 and needed > 1:
-        gpus = gpus * needed
-    return [GPU(i, g.name, g.memory_bytes) for i, g in enumerate(gpus)]
+    return None if spec is None else parse_gpu_arg(spec, needed)
 
 
 def _machine_gpus():

@@ -22,6 +22,7 @@ exit codes: 0 ok · 1 did not fit / failed · 2 bad input (the message says what
 
 def build_parser() -> argparse.ArgumentParser:
     from appliance import __version__
+    from appliance.gpu_arg import GPU_HELP  # stdlib only: --help stays fast
 
     parser = argparse.ArgumentParser(
         prog="appliance", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -37,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "fit. GPUs come from NVML, else from --gpu, else from the profile's `card`. "
                                    "Exit 0 when it fits, 1 when not.")
     p.add_argument("profile", metavar="PROFILE_OR_PATH")
-    p.add_argument("--gpu", metavar="CARD", help="check against a card: 4090, 3090x4, a100-80, or a size in GiB")
+    p.add_argument("--gpu", metavar="GPUS", help=GPU_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("profiles", help="list profiles with model, GPUs, power and fit verdict")
-    p.add_argument("--gpu", metavar="CARD", help="judge the fit against this card instead of the detected GPUs")
+    p.add_argument("--gpu", metavar="GPUS", help=GPU_HELP + " Instead of the detected GPUs.")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profiles)
 
