@@ -57,6 +57,9 @@ class Timeouts(Strict):
     connect_s: float = Field(default=2, gt=0, description="TCP connect to an engine")
     first_token_s: float = Field(default=30, gt=0,
                                  description="a local engine that has not answered by then counts as hung")
+    hold_s: float = Field(default=300, ge=0, le=3600,
+                          description="a request for an alias with no fallback waits this long at the front door "
+                                      "for its engine (a switch, a restart) instead of getting 503")
 
 
 class Proxy(Strict):

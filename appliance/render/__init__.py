@@ -74,6 +74,13 @@ class Rendered:
         except OSError:
             return False
 
+    def same_as(self, other: Path) -> bool:
+        """Equal as data to the file `other` (the header, which lists source files, may differ)."""
+        try:
+            return yaml.safe_load(Path(other).read_text()) == yaml.safe_load(self.text)
+        except (OSError, yaml.YAMLError):
+            return False
+
     def same_content(self) -> bool:
         """Equal as data (the header, which lists source files, may differ)."""
         try:
@@ -97,6 +104,7 @@ def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None
     """The proxy project: compose.yaml (HAProxy front door + LiteLLM), litellm.yaml, and haproxy.cfg routing the
     aliases of `active` (the running profile; None: everything through LiteLLM)."""
     from appliance.render.frontdoor import (
+        HOLD_LUA,
         FrontDoorSettings,
         render_frontdoor_compose,
         render_haproxy,
@@ -109,9 +117,9 @@ def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None
 
     settings = proxy_settings(profiles, lan=lan)
     fd = frontdoor or FrontDoorSettings(host=settings.host, port=settings.port, litellm_port=settings.port + 1,
-                                        fallback_base_port=settings.port + 2,
+                                        fallback_base_port=settings.port + 3,
                                         stream_s=settings.stream_timeout_s,
-                                        request_s=settings.request_timeout_s)
+                                        request_s=settings.request_timeout_s, hold_s=settings.hold_s)
     sources = [p.source_file or p.name for p in profiles]
     config = render_litellm_config(profiles, settings, hosted_overrides)
     compose = render_frontdoor_compose(fd, LITELLM_IMAGE)
@@ -123,6 +131,7 @@ def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None
         Rendered(out_dir / "proxy" / "litellm.yaml",
                  header(sources, "LiteLLM proxy config: one model group per alias, hosted fallbacks.") +
                  dump(config)),
+        Rendered(out_dir / "proxy" / "hold.lua", HOLD_LUA),
         Rendered(out_dir / "proxy" / "haproxy.cfg",
                  header(sources, f"HAProxy front door ({routed}).") + render_haproxy(profiles, active, fd)),
     ]

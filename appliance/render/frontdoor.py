@@ -44,11 +44,13 @@ CONTEXT_MARGIN_TOKENS = 256
 class FrontDoorSettings:
     host: str = "127.0.0.1"
     port: int = 4000
-    litellm_port: int = 4001
-    fallback_base_port: int = 4002  # one internal listener per alias that has a fallback
+    litellm_port: int = 4001  # the LiteLLM in service now: port + 1 or port + 2 (a config change starts the
+    # other one beside it and swaps it in at the front door, so no connection is dropped)
+    fallback_base_port: int = 4003  # one internal listener per alias that has a fallback
     socket_path: str = "/run/appliance/haproxy.sock"
     stream_s: float = 120.0  # silence allowed in a stream (before its headers or between chunks)
     request_s: float = 600.0  # a whole non-streaming response
+    hold_s: float = 300.0  # a request for an alias without a fallback waits this long for its engine
     check_interval_ms: int = 1000
     master_key_env: str = "LITELLM_MASTER_KEY"
 
@@ -94,6 +96,7 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
         f"    stats socket {settings.socket_path} mode 600 level admin expose-fd listeners",
         "    tune.bufsize 65536          # requests up to 64 KiB are inspected (model, max_tokens); larger: LiteLLM",
         "    nbthread 1",
+        "    lua-load hold.lua           # appliance_hold: wait for an engine instead of 503 (a switch, a restart)",
         "",
         "defaults",
         "    mode http",
@@ -147,8 +150,12 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
             lines += [
                 f"backend {backend}",
                 "    balance first",
-                f"    timeout server {int(timeout)}s",
+                f"    timeout server {max(1, round(timeout))}s",
             ]
+            if not r.fallback_port:  # nothing else can serve it: wait for the engine (HAProxy alone says 503)
+                lines += [f"    http-request lua.appliance_hold {int(settings.hold_s * 1000)}",
+                          "    http-response set-header x-appliance-held-ms %[var(txn.held_ms)] "
+                          "if { var(txn.held_ms) -m found }"]
             if check:
                 lines += [
                     "    option httpchk GET /health",
@@ -190,18 +197,45 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
     return "\n".join(lines) + "\n"
 
 
-def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, litellm_host: str = "127.0.0.1") -> dict:
-    """The proxy project on a real rig: HAProxy on the agents' port, LiteLLM on the next port, both on the host
-    network; the runtime socket lives in a host directory so the appliance can drain and enable engines."""
-    probe = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{settings.litellm_port}"
-             "/health/liveliness', timeout=5)")
+HOLD_LUA = """\
+-- appliance_hold(ms): while the `local` server of this backend is not UP (its engine stopped for a switch, loading,
+-- restarting) sleep in 250 ms steps, up to ms; then let HAProxy route the request as usual (to the engine, or 503
+-- if it never came). A backend with a fallback server does not use it: the fallback serves meanwhile.
+core.register_action("appliance_hold", { "http-req" }, function(txn, hold_ms)
+    local be = core.backends[txn.f:be_name()]
+    local srv = be and be.servers["local"]
+    if srv == nil then return end
+    local limit = tonumber(hold_ms) or 0
+    local waited = 0
+    while waited < limit do
+        local status = srv:get_stats()["status"] or ""
+        if string.sub(status, 1, 2) == "UP" then break end
+        core.msleep(250)
+        waited = waited + 250
+    end
+    if waited > 0 then txn:set_var("txn.held_ms", waited) end
+end, 1)
+"""
+
+
+def litellm_service(port: int, base_port: int) -> tuple[str, str]:
+    """(service name, config file) of the LiteLLM on `port`: `litellm` on base + 1, `litellm-b` on base + 2."""
+    return ("litellm", "litellm.yaml") if port == base_port + 1 else ("litellm-b", "litellm-b.yaml")
+
+
+def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, litellm_host: str = "127.0.0.1",
+                             litellm_ports: tuple[int, ...] | None = None) -> dict:
+    """The proxy project on a real rig: HAProxy on the agents' port, LiteLLM on the next port (or, while a new
+    config is swapped in, also on the one after), all on the host network; the runtime socket lives in a host
+    directory so the appliance can drain and enable engines."""
     sock_dir = settings.socket_path.rsplit("/", 1)[0]
-    return {
+    compose = {
         "name": PROXY_PROJECT,
         "services": {
             "frontdoor": {
                 "image": HAPROXY_IMAGE,
                 "command": ["haproxy", "-W", "-db", "-f", "/usr/local/etc/appliance/haproxy.cfg"],
+                "working_dir": "/usr/local/etc/appliance",  # lua-load hold.lua
                 "network_mode": "host",
                 "restart": "unless-stopped",
                 # the image runs as uid 99; the runtime socket lives in a root-owned 0700 host directory
@@ -212,18 +246,23 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
                 "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}"],
                 "labels": {"appliance.proxy": "haproxy"},
             },
-            "litellm": {
-                "image": litellm_image,
-                "command": ["--config", "/app/config.yaml", "--host", litellm_host, "--port",
-                            str(settings.litellm_port)],
-                "network_mode": "host",
-                "restart": "unless-stopped",
-                "env_file": [{"path": SECRETS_VAR, "required": True}],
-                "environment": dict(PROXY_ENV),
-                "volumes": ["./litellm.yaml:/app/config.yaml:ro"],
-                "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
-                                "retries": 3, "start_period": "60s"},
-                "labels": {"appliance.proxy": "litellm"},
-            },
         },
     }
+    for port in litellm_ports or (settings.litellm_port,):
+        name, config = litellm_service(port, settings.port)
+        probe = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health/liveliness', "
+                 "timeout=5)")
+        compose["services"][name] = {
+            "image": litellm_image,
+            "command": ["--config", "/app/config.yaml", "--host", litellm_host, "--port", str(port)],
+            "network_mode": "host",
+            "restart": "unless-stopped",
+            "stop_grace_period": "120s",  # a retired LiteLLM finishes the streams it relays
+            "env_file": [{"path": SECRETS_VAR, "required": True}],
+            "environment": dict(PROXY_ENV),
+            "volumes": [f"./{config}:/app/config.yaml:ro"],
+            "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
+                            "retries": 3, "start_period": "60s"},
+            "labels": {"appliance.proxy": "litellm"},
+        }
+    return compose

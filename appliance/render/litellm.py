@@ -50,6 +50,7 @@ class ProxySettings:
     request_timeout_s: float = 600
     stream_timeout_s: float = 120
     first_token_timeout_s: float = 30
+    hold_s: float = 300
 
 
 def proxy_settings(profiles: list[Profile], lan: bool | None = None) -> ProxySettings:
@@ -68,6 +69,7 @@ def proxy_settings(profiles: list[Profile], lan: bool | None = None) -> ProxySet
         request_timeout_s=first.timeouts.request_s if first else 600,
         stream_timeout_s=first.timeouts.stream_s if first else 120,
         first_token_timeout_s=first.timeouts.first_token_s if first else 30,
+        hold_s=first.timeouts.hold_s if first else 300,
     )
 
 

@@ -131,10 +131,11 @@ class ProcessRuntime:
                 os.replace(log, d / f"{name}.log.1")
             with open(log, "ab") as f:
                 f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} appliance: starting {name}\n".encode())
+            cwd = service.get("working_dir")  # relative paths in the program's config (HAProxy's lua-load)
             proc = subprocess.Popen(
                 [sys.executable, "-m", "appliance.runtime.supervise", str(status), str(log), "--", *argv],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                start_new_session=True, cwd=cwd if cwd and Path(cwd).is_dir() else None)
             # the pid file is ours; the status file is the supervisor's (no two writers)
             (d / f"{name}.pid").write_text(str(proc.pid))
 

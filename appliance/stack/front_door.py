@@ -18,6 +18,7 @@ from appliance.netcheck import port_free
 from appliance.profile import Profile, available_files, load_profile
 from appliance.render.frontdoor import (
     FrontDoorSettings,
+    litellm_service,
     render_frontdoor_compose,
     routes,
 )
@@ -55,11 +56,16 @@ class FrontDoor:
             ordered.append(p)
         return ordered
 
-    def settings(self, profiles: list[Profile]) -> FrontDoorSettings:
+    def settings(self, profiles: list[Profile], litellm_port: int | None = None) -> FrontDoorSettings:
+        """Where the front door listens; LiteLLM on `litellm_port`, else on the one in service now."""
         ps = proxy_settings(profiles, lan=self.rig.state.load().lan)
-        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=ps.port + 1, fallback_base_port=ps.port + 2,
-                                 socket_path=str(frontdoor.socket_path(self.rig.dir)),
-                                 stream_s=ps.stream_timeout_s, request_s=ps.request_timeout_s)
+        if litellm_port is None:
+            record = self.rig.state.load().proxy
+            live = record.litellm_port if record and record.port == ps.port else None
+            litellm_port = live if live in (ps.port + 1, ps.port + 2) else ps.port + 1
+        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=litellm_port,
+                                 fallback_base_port=ps.port + 3, socket_path=str(frontdoor.socket_path(self.rig.dir)),
+                                 stream_s=ps.stream_timeout_s, request_s=ps.request_timeout_s, hold_s=ps.hold_s)
 
     def _files(self, profiles: list[Profile], active: Profile | None, fd: FrontDoorSettings):
         overrides = self.rig.hosted.ensure(profiles, self.emit)
@@ -70,39 +76,57 @@ class FrontDoor:
         proxy = self.rig.state.load().proxy
         return Path(proxy.socket) if proxy and proxy.socket else None
 
+    def _compose(self, fd: FrontDoorSettings, ports: tuple[int, ...]) -> dict:
+        proxy_dir = self.rig.rendered / "proxy"
+        compose = render_frontdoor_compose(fd, LITELLM_IMAGE, litellm_ports=ports)
+        if self.rig.proxy_runtime.kind == "process":
+            for port in ports:
+                name, config = litellm_service(port, fd.port)
+                compose["services"][name]["command"] = [
+                    "--config", str(proxy_dir / config), "--host", "127.0.0.1", "--port", str(port)]
+            compose["services"]["frontdoor"]["command"] = ["haproxy", "-W", "-db", "-f", str(proxy_dir / "haproxy.cfg")]
+            compose["services"]["frontdoor"]["stop_grace_period"] = "5s"
+            compose["services"]["frontdoor"]["working_dir"] = str(proxy_dir)  # lua-load hold.lua
+        return compose
+
+    def _alive(self, fd: FrontDoorSettings) -> bool:
+        alive = {s.service for s in self.rig.proxy_runtime.states(PROXY_PROJECT) if s.alive}
+        return {"frontdoor", litellm_service(fd.litellm_port, fd.port)[0]} <= alive
+
     # -- start ---------------------------------------------------------------------------------------
     def ensure(self, profile: Profile | None) -> None:
-        """Render the proxy project and start it if it is not running (restart it if LiteLLM's config changed).
-        It keeps routing to the profile that runs now; `route` moves it."""
+        """Render the proxy project and start it if it is not running. A running one takes a changed config
+        without dropping a connection: HAProxy reloads seamlessly; a new LiteLLM starts beside the old one and is
+        swapped in at the front door. It keeps routing to the profile that runs now; `route` moves it."""
         secrets.master_key()  # generated on first use, stored 0600
         if profile is not None:
             self.rig.hosted.check_keys(profile, self.emit)
         profiles = self.profiles(profile)
         fd = self.settings(profiles)
-        files = self._files(profiles, self.routed(), fd)
-        changed = any(not f.same_content() for f in files if f.path.name != "haproxy.cfg")
-        frontdoor_changed = any(not f.same_text() for f in files if f.path.name == "haproxy.cfg")
-        for f in files:
-            f.write()
-        Path(fd.socket_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        rt = self.rig.proxy_runtime
-        states = rt.states(PROXY_PROJECT)
-        running = len(states) == 2 and all(s.alive for s in states)
-        if running and not changed:
-            if frontdoor_changed:  # e.g. --lan: a seamless reload, then the engines enabled again
-                self.reload(Path(fd.socket_path))
-                self._enable_routed()
-            return
+        files = {f.path.name: f for f in self._files(profiles, self.routed(), fd)}
         proxy_dir = self.rig.rendered / "proxy"
-        compose = render_frontdoor_compose(fd, LITELLM_IMAGE)
-        if rt.kind == "process":
-            compose["services"]["litellm"]["command"] = [
-                "--config", str(proxy_dir / "litellm.yaml"), "--host", "127.0.0.1", "--port", str(fd.litellm_port)]
-            compose["services"]["frontdoor"]["command"] = ["haproxy", "-W", "-db", "-f", str(proxy_dir / "haproxy.cfg")]
-            compose["services"]["frontdoor"]["stop_grace_period"] = "5s"
-        if states:
-            self.emit("info", "the proxy config changed (new aliases or fallbacks): restarting the proxy")
+        Path(fd.socket_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self._alive(fd):
+            self._start(profiles, fd, files)
+            return
+        live_config = proxy_dir / litellm_service(fd.litellm_port, fd.port)[1]
+        if not files["litellm.yaml"].same_as(live_config):
+            self._swap_litellm(profiles, fd, files)
+        elif not files["haproxy.cfg"].same_text():  # e.g. --lan: a seamless reload, then the engines enabled
+            files["haproxy.cfg"].write()
+            self.reload(Path(fd.socket_path))
+            self._enable_routed()
+
+    def _start(self, profiles: list[Profile], fd: FrontDoorSettings, files: dict) -> None:
+        rt = self.rig.proxy_runtime
+        proxy_dir = self.rig.rendered / "proxy"
+        if rt.states(PROXY_PROJECT):  # half of it is running: start both afresh
+            self.emit("info", "the front door is only partly running: restarting it")
             rt.down(PROXY_PROJECT, proxy_dir / "compose.yaml", timeout_s=10)
+        fd = self.settings(profiles, litellm_port=fd.port + 1)
+        files = {f.path.name: f for f in self._files(profiles, self.routed(), fd)}
+        for f in files.values():
+            f.write()
         internal = [(r.fallback_port, f"the front door's fallback listener for `{r.alias}`")
                     for r in routes(profiles, None, fd) if r.fallback_port]
         for port, what in [(fd.port, "the proxy's port"), (fd.litellm_port, "LiteLLM's port (proxy port + 1)")] + \
@@ -115,11 +139,41 @@ class FrontDoor:
                               "(anyone there with the master key can use it)")
         self.emit("info", f"starting the front door on http://{fd.host}:{fd.port} (HAProxy → engines; LiteLLM on "
                           f":{fd.litellm_port} for fallbacks)")
+        compose = self._compose(fd, (fd.litellm_port,))
         rt.prepare(proxy_dir / "compose.yaml", compose, self.emit)
         rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
         frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
         self._enable_routed()  # a restarted front door starts with its engines disabled
+
+    def _swap_litellm(self, profiles: list[Profile], old: FrontDoorSettings, files: dict) -> None:
+        """A new LiteLLM config: start a second LiteLLM with it on the other port, wait until it answers, point
+        HAProxy at it (seamless reload), then let the old one finish what it relays and stop."""
+        rt = self.rig.proxy_runtime
+        proxy_dir = self.rig.rendered / "proxy"
+        new_port = old.port + 2 if old.litellm_port == old.port + 1 else old.port + 1
+        fd = self.settings(profiles, litellm_port=new_port)
+        new_name, new_config = litellm_service(new_port, fd.port)
+        old_name, _ = litellm_service(old.litellm_port, old.port)
+        self.emit("info", f"the proxy config changed: starting a new LiteLLM on :{new_port} beside the one in "
+                          "service (no request is dropped)")
+        if not port_free(new_port):
+            raise StackError(f"port {new_port} (the second LiteLLM, proxy port + {new_port - fd.port}) is in use",
+                             f"stop what listens there (`ss -ltnp 'sport = :{new_port}'`) or set proxy.port")
+        files = {f.path.name: f for f in self._files(profiles, self.routed(), fd)}
+        render.Rendered(proxy_dir / new_config, files["litellm.yaml"].text).write()
+        compose = self._compose(fd, (old.litellm_port, new_port))
+        rt.prepare(proxy_dir / "compose.yaml", compose, self.emit)
+        rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
+        self._wait_litellm(new_port, new_name)
+        files["haproxy.cfg"].write()
+        files["compose.yaml"].write()
+        self.reload(Path(fd.socket_path))
+        self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, new_port, fd.socket_path))
+        self._enable_routed()
+        rt.stop_service(PROXY_PROJECT, old_name, timeout_s=120)  # finishes its streams, then exits
+        render.Rendered(proxy_dir / "compose.yaml",
+                        render.dump(self._compose(fd, (new_port,)))).write()
 
     def _enable_routed(self) -> None:
         routed = self.routed()
@@ -127,14 +181,21 @@ class FrontDoor:
             self.enable(routed)
 
     # -- routing ---------------------------------------------------------------------------------------
-    def enable(self, profile: Profile) -> None:
+    def enable(self, profile: Profile, *, present_only: bool = False) -> None:
+        """Send the profile's aliases to its engines. `present_only`: only aliases the running config already has
+        (before a reload: requests held for them go now, in the worker that holds them)."""
         sock = self._sock()
         if sock is None:
             return
         for e in profile.engines:
             for a in e.aliases:
-                for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
-                    frontdoor.set_state(sock, b, "ready")
+                try:
+                    for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
+                        frontdoor.set_state(sock, b, "ready")
+                except StackError:
+                    if present_only:
+                        continue
+                    raise
                 frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")  # the checked one
 
     def drain(self, profile: Profile | None) -> None:
@@ -157,6 +218,7 @@ class FrontDoor:
         fd = self.settings(profiles)
         cfg = [f for f in self._files(profiles, profile, fd) if f.path.name == "haproxy.cfg"][0]
         if not cfg.same_text():
+            self.enable(profile, present_only=True)  # held requests stay with the worker that holds them
             cfg.write()
             self.reload(Path(fd.socket_path))
         self.enable(profile)
@@ -168,12 +230,22 @@ class FrontDoor:
         frontdoor.wait_ready(sock, timeout_s=15, not_pid=before)
 
     # -- LiteLLM ---------------------------------------------------------------------------------------
+    def litellm_service_name(self) -> str:
+        """The service name of the LiteLLM in service now (for its logs)."""
+        proxy = self.rig.state.load().proxy
+        return litellm_service(proxy.litellm_port, proxy.port)[0] if proxy else "litellm"
+
     def wait_ready(self, timeout_s: float = 180.0) -> None:
         """Block until the proxy answers its liveness probe through the front door (LiteLLM needs ~6 s)."""
         proxy = self.rig.state.load().proxy
-        if not proxy:
-            return
-        url = f"http://127.0.0.1:{proxy.port}/health/liveliness"
+        if proxy:
+            self._wait(f"http://127.0.0.1:{proxy.port}/health/liveliness", ["frontdoor", self.litellm_service_name()],
+                       timeout_s)
+
+    def _wait_litellm(self, port: int, service: str, timeout_s: float = 180.0) -> None:
+        self._wait(f"http://127.0.0.1:{port}/health/liveliness", [service], timeout_s)
+
+    def _wait(self, url: str, services: list[str], timeout_s: float) -> None:
         rt = self.rig.proxy_runtime
         t0 = time.time()
         with http.client(timeout_s=2.0) as c:
@@ -182,9 +254,10 @@ class FrontDoor:
                     if time.time() - t0 > 1:
                         self.emit("info", f"the proxy is ready ({time.time() - t0:.1f} s)")
                     return
-                dead = [s for s in rt.states(PROXY_PROJECT) if s.status in ("exited", "dead") or s.restarts > 0]
+                dead = [s for s in rt.states(PROXY_PROJECT) if s.service in services and
+                        (s.status in ("exited", "dead") or s.restarts > 0)]
                 if dead or time.time() - t0 > timeout_s:
-                    svc = dead[0].service if dead else "litellm"
+                    svc = dead[0].service if dead else services[-1]
                     lines = list(rt.logs(PROXY_PROJECT, svc, tail=30))
                     tail = [secrets.redact(ln) for ln in lines if ln.strip()][-6:]
                     raise StackError(f"the proxy ({svc}) did not start" + (

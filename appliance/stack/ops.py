@@ -295,7 +295,7 @@ class Stack:
         a follow on the local-process runtime (docker's stream ends when the caller stops iterating)."""
         if engine in ("proxy", "litellm", "frontdoor"):
             rt, project, service = self.rig.proxy_runtime, PROXY_PROJECT, (
-                "frontdoor" if engine == "frontdoor" else "litellm")
+                "frontdoor" if engine == "frontdoor" else self.front_door.litellm_service_name())
         else:
             profile = self.active_profile()
             if profile is None:
