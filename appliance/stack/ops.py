@@ -257,8 +257,10 @@ class Stack:
             self.front_door.route(back)
         else:
             self._report_failure(again)
+            self._stop(back.name, timeout_s=10)  # like a failed `up`: no exited project, the owner's limits back
             self.emit("fail", f"the rollback to {back.name} failed too; nothing is running")
             self.rig.state.update(active=None)
+            self.power.restore()
         result.rolled_back_to, result.rollback_failed = back.name, not again.ok
         return result
 

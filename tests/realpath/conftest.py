@@ -44,7 +44,8 @@ def _free_block(n: int) -> int:
     raise RuntimeError("no free port block")
 
 
-def write_profile(d, name: str, *, engine_port: int, proxy_port: int, aliases=("local",), watts=None) -> None:
+def write_profile(d, name: str, *, engine_port: int, proxy_port: int, aliases=("local",), watts=None,
+                  model: str = "Qwen/Qwen2.5-7B-Instruct-AWQ") -> None:
     watts = WATTS.get(name, 300) if watts is None else watts
     (d / f"{name}.yaml").write_text(textwrap.dedent(f"""\
         name: {name}
@@ -56,12 +57,12 @@ def write_profile(d, name: str, *, engine_port: int, proxy_port: int, aliases=("
           hosted:
             - {{name: hosted-mini, provider: openai, model: gpt-4o-mini, api_key_env: OPENAI_API_KEY,
                max_input_tokens: 128000}}
-          fallbacks: {{local: [hosted-mini]}}
+          fallbacks: {{{aliases[0]}: [hosted-mini]}}
         engines:
           - name: main
             aliases: [{", ".join(aliases)}]
             port: {engine_port}
-            model: Qwen/Qwen2.5-7B-Instruct-AWQ
+            model: {model}
             max_model_len: 8192
             max_num_seqs: 16
             gpu_memory_utilization: 0.9
@@ -105,11 +106,13 @@ class RealPathRig:
 @pytest.fixture
 def real(tmp_path, monkeypatch) -> RealPathRig:
     base = _free_block(12)
-    ports = {"proxy": base, "alpha": base + 6, "beta": base + 7, "crashy": base + 8, "gamma": base + 9}
+    # like the shipped profiles, alpha, beta and crashy serve `local` on one port; gamma is elsewhere
+    ports = {"proxy": base, "alpha": base + 6, "beta": base + 6, "crashy": base + 6, "gamma": base + 9}
     profiles = tmp_path / "profiles"
     profiles.mkdir()
-    for name in ("alpha", "beta", "crashy"):
-        write_profile(profiles, name, engine_port=ports[name], proxy_port=ports["proxy"])
+    for name in ("alpha", "beta", "crashy"):  # beta serves `chat` too: routing it to beta needs a reload
+        write_profile(profiles, name, engine_port=ports[name], proxy_port=ports["proxy"],
+                      aliases=("local", "chat") if name == "beta" else ("local",))
     monkeypatch.setenv("APPLIANCE_PROFILES", str(profiles))
     monkeypatch.setenv("APPLIANCE_PROFILES_ONLY", "1")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
