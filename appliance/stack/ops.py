@@ -267,12 +267,17 @@ class Stack:
     def down(self, *, all_: bool = False, timeout_s: int = 30) -> list[str]:
         with self.rig.lock():
             active = self.rig.state.load().active
-            stopped = []
+            stopped: list[str] = []
+            failed: list[ApplianceError] = []
             try:
                 names = set(self.engine_projects()) | ({active.name} if active else set())
                 for name in sorted(names):
                     self.emit("info", f"stopping {name}")
-                    self._stop(name, timeout_s)
+                    try:
+                        self._stop(name, timeout_s)
+                    except ApplianceError as exc:  # the other projects still stop; the first failure is raised
+                        failed.append(exc)
+                        continue
                     stopped.append(name)
                 if all_:
                     self.emit("info", "stopping the proxy")
@@ -280,6 +285,8 @@ class Stack:
             finally:  # whatever failed above, the GPUs get their limits back
                 self.rig.state.update(active=None)
                 self.power.restore()
+            if failed:
+                raise failed[0]
             return stopped
 
     # -- reading ---------------------------------------------------------------------------------------
