@@ -35,10 +35,11 @@ WATTS = {"alpha": 300, "beta": 250, "crashy": 200, "gamma": 280}
 
 
 def _free_block(n: int) -> int:
-    """A base port with n free ports after it (tests on one machine must not collide)."""
+    """A base port with n free ports after it: random, so test runs on one machine do not collide, and below
+    Linux's ephemeral range (32768-60999), where any outgoing connection may hold a port for a moment."""
     rnd = random.Random()
     for _ in range(200):
-        base = rnd.randrange(30000, 60000)
+        base = rnd.randrange(20000, 32700)
         if all(port_free(base + i) for i in range(n)):
             return base
     raise RuntimeError("no free port block")
@@ -107,7 +108,8 @@ class RealPathRig:
 def real(tmp_path, monkeypatch) -> RealPathRig:
     base = _free_block(12)
     # like the shipped profiles, alpha, beta and crashy serve `local` on one port; gamma is elsewhere
-    ports = {"proxy": base, "alpha": base + 6, "beta": base + 6, "crashy": base + 6, "gamma": base + 9}
+    ports = {"proxy": base, "alpha": base + 6, "beta": base + 6, "crashy": base + 6, "gamma": base + 9,
+             "fast": base + 10, "smart": base + 11}
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     for name in ("alpha", "beta", "crashy"):  # beta serves `chat` too: routing it to beta needs a reload
@@ -165,3 +167,28 @@ def pulled(real) -> RealPathRig:
 
     real.docker.images |= {PINNED_IMAGE, HAPROXY_IMAGE, LITELLM_IMAGE}
     return real
+
+
+def write_duo(d, *, ports: tuple[int, int], proxy_port: int) -> None:
+    """Two engines, one per GPU, each with its own limit (a two-tier rig)."""
+    (d / "duo.yaml").write_text(textwrap.dedent(f"""\
+        name: duo
+        card: "3090"
+        gpus: [0, 1]
+        power_limit_w: {{0: 300, 1: 260}}
+        proxy:
+          port: {proxy_port}
+        engines:
+          - name: fast
+            aliases: [local-fast]
+            port: {ports[0]}
+            gpus: [0]
+            model: Qwen/Qwen2.5-7B-Instruct-AWQ
+            max_model_len: 8192
+          - name: smart
+            aliases: [local-smart]
+            port: {ports[1]}
+            gpus: [1]
+            model: Qwen/Qwen2.5-14B-Instruct-AWQ
+            max_model_len: 8192
+        """))

@@ -199,7 +199,7 @@ class FakeDocker:
         self.images: set[str] = set()
         self.pull_errors: dict[str, str] = {}  # image → the registry's error event
         self.fail_down: set[str] = set()  # projects whose `compose down` fails
-        self.scripts: dict[str, list[Script]] = {}  # project → scripts for its next starts, in order
+        self.scripts: dict[str, list[Script]] = {}  # "project[/service]" → scripts for its next starts, in order
         self.defaults: dict = {}  # project → Script factory once its queue is empty (default: healthy)
         self.containers: list[FakeContainer] = []
         self.pulled: list[str] = []
@@ -258,7 +258,7 @@ class FakeDocker:
         port = int(command[command.index("--port") + 1]) if "--port" in command else None
         script = None
         if project != "appliance-proxy":
-            queue = self.scripts.get(project) or []
+            queue = self.scripts.get(f"{project}/{name}") or self.scripts.get(project) or []
             script = queue.pop(0) if queue else self.defaults.get(project, Script.healthy)()
         self.journal.append(("start", project, name))
         return FakeContainer(project, name, svc["image"], workdir, self.journal, script, port)

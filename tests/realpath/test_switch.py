@@ -154,3 +154,26 @@ def test_a_switch_to_an_alias_on_another_port_keeps_the_front_door_running(pulle
     mark = len(pulled.journal)
     assert pulled.stack.switch(pulled.profile("beta")).ok
     assert ("compose", "down", "appliance-proxy") not in _after(pulled, mark)
+
+
+def test_a_failed_switch_away_from_a_deleted_profile_has_nowhere_to_go_back(pulled):
+    assert pulled.stack.up(pulled.profile("alpha")).ok
+    (pulled.profiles_dir / "alpha.yaml").unlink()
+    result = pulled.stack.switch(pulled.profile("crashy"))
+    assert not result.ok and result.rolled_back_to is None and result.reason == "crashed"
+    assert pulled.rig.state.load().active is None
+    assert pulled.rig.runtime.projects() == ["appliance-proxy"]
+    assert pulled.limit_w(0) == 320 and pulled.rig.state.load().power_saved == {}
+
+
+def test_a_limit_for_a_gpu_the_rig_lacks_is_refused_even_when_forced(pulled):
+    from appliance.errors import StackError
+
+    p = pulled.profiles_dir / "wide.yaml"
+    write_profile(pulled.profiles_dir, "wide", engine_port=pulled.ports["gamma"], proxy_port=pulled.ports["proxy"])
+    p.write_text(p.read_text().replace("gpus: [0]", "gpus: [0, 2]").replace(
+        "    max_num_seqs: 16\n", "    max_num_seqs: 16\n    tensor_parallel_size: 2\n"))
+    with pytest.raises(StackError) as e:
+        pulled.stack.up(pulled.profile("wide"), force=True)
+    assert e.value.message == "profile wide sets GPU 2's power limit; this rig has 2 GPUs"
+    assert pulled.compose("up") == [] and pulled.limit_w(0) == 320

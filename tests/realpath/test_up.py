@@ -209,3 +209,60 @@ def test_the_proxy_that_dies_at_start_says_why(pulled):
         pulled.stack.up(pulled.profile("alpha"))
     assert "the proxy (litellm) did not start (exit code 3)" in e.value.message
     assert "proxy litellm listening" in e.value.hint
+
+
+def test_two_engines_each_with_its_own_health_and_limit(pulled):
+    from .conftest import write_duo
+
+    write_duo(pulled.profiles_dir, ports=(pulled.ports["fast"], pulled.ports["smart"]), proxy_port=pulled.ports["proxy"])
+    pulled.docker.plan("appliance-duo/fast", Script.healthy(health_after=1))
+    pulled.docker.plan("appliance-duo/smart", Script.healthy("Qwen/Qwen2.5-14B-Instruct-AWQ", health_after=5))
+    result = pulled.stack.up(pulled.profile("duo"))
+    assert result.ok, pulled.events
+    ready = [e.data["engine"] for e in pulled.events if e.kind == "phase" and e.data["phase"] == "ready"]
+    assert ready == ["fast", "smart"]  # the small one first: readiness is per engine
+    assert pulled.docker.running("appliance-duo")[1].probes == 5
+    assert (pulled.limit_w(0), pulled.limit_w(1)) == (300, 260)
+    assert pulled.rig.state.load().power_saved == {0: 320.0, 1: 340.0}
+    assert {"set server alias_local_fast/local state ready", "set server alias_local_smart/local health up"} <= \
+        set(pulled.haproxy.commands)
+    with pytest.raises(StackError) as e:
+        list(pulled.stack.logs(None, follow=True))
+    assert "duo has several engines: fast, smart" in e.value.message
+    assert list(pulled.stack.logs(None))[-1].endswith("Application startup complete.")  # the first engine's
+
+
+def test_a_front_door_on_the_lan_is_said_out_loud(pulled):
+    assert pulled.stack.up(pulled.profile("alpha"), lan=True).ok
+    assert [m for m in pulled.messages("warn") if "reachable from your LAN" in m]
+
+
+@pytest.mark.parametrize("after,ok", [(5, True), (10**6, False)])
+def test_waiting_for_litellm(pulled, monkeypatch, after, ok):
+    import appliance.stack.front_door as fd_mod
+
+    now = [1000.0]
+
+    class VirtualTime:
+        time = staticmethod(lambda: now[0])
+        sleep = staticmethod(lambda s: now.__setitem__(0, now[0] + s))
+
+    monkeypatch.setattr(fd_mod, "time", VirtualTime)
+    pulled.http.liveness_after = after
+    if ok:
+        assert pulled.stack.up(pulled.profile("alpha")).ok
+        assert "the proxy is ready (2.0 s)" in pulled.messages("info")
+        assert "waiting for the proxy (0 s)" in pulled.messages("wait")
+    else:
+        with pytest.raises(StackError) as e:
+            pulled.stack.up(pulled.profile("alpha"))
+        assert e.value.message == "the proxy (litellm) did not start within 180 s"
+        assert e.value.hint == "its last log lines: proxy litellm listening"
+
+
+def test_nothing_to_route_before_the_front_door_exists(pulled):
+    fd = pulled.stack.front_door
+    fd.enable(pulled.profile("alpha"))
+    fd.drain(pulled.profile("alpha"))
+    fd.wait_ready()
+    assert pulled.journal == []  # no proxy recorded in the state: nobody to talk to
