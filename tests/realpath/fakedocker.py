@@ -198,6 +198,7 @@ class FakeDocker:
         self.journal = journal if journal is not None else []
         self.images: set[str] = set()
         self.pull_errors: dict[str, str] = {}  # image → the registry's error event
+        self.pull_raises: dict[str, Exception] = {}  # image → what the SDK raises mid-stream (e.g. APIError)
         self.fail_down: set[str] = set()  # projects whose `compose down` fails
         self.scripts: dict[str, list[Script]] = {}  # "project[/service]" → scripts for its next starts, in order
         self.defaults: dict = {}  # project → Script factory once its queue is empty (default: healthy)
@@ -285,6 +286,8 @@ class _Api:
         self.d.journal.append(("pull", image))
         repo, _, tag = image.rpartition(":")
         yield {"status": f"Pulling from {repo}", "id": tag}
+        if image in self.d.pull_raises:
+            raise self.d.pull_raises[image]
         if image in self.d.pull_errors:
             msg = self.d.pull_errors[image]
             yield {"errorDetail": {"message": msg}, "error": msg}

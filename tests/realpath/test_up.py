@@ -114,12 +114,19 @@ def test_a_bridge_network_is_refused_before_anything_starts(pulled, monkeypatch)
     assert pulled.rig.state.load().active is None
 
 
-def test_a_pull_error_is_a_failed_start_and_the_power_goes_back(real):
-    real.docker.pull_errors[PINNED_IMAGE] = (f"manifest for {PINNED_IMAGE} not found: manifest unknown: "
-                                             "manifest unknown")
+@pytest.mark.parametrize("how", ["event", "api"])
+def test_a_pull_error_is_a_failed_start_and_the_power_goes_back(real, how):
+    import docker.errors
+
+    msg = f"manifest for {PINNED_IMAGE} not found: manifest unknown: manifest unknown"
+    if how == "event":  # the registry's answer arrives in the stream
+        real.docker.pull_errors[PINNED_IMAGE] = msg
+    else:  # the daemon's HTTP API refuses
+        real.docker.pull_raises[PINNED_IMAGE] = docker.errors.NotFound("404 Client Error", explanation=msg)
     result = real.stack.up(real.profile("alpha"))
     assert not result.ok and result.failure == "could not start"
-    assert result.diagnosis.title.startswith(f"pulling {PINNED_IMAGE}: manifest for")
+    assert result.diagnosis.title == (f"pulling {PINNED_IMAGE}: {msg}" if how == "event" else
+                                      f"pulling {PINNED_IMAGE} failed: {msg}")
     assert "check the image tag" in result.diagnosis.fix
     fail = real.messages("fail")
     assert fail and "could not start" in fail[0]
@@ -128,26 +135,20 @@ def test_a_pull_error_is_a_failed_start_and_the_power_goes_back(real):
     assert real.rig.state.load().active is None and real.rig.state.load().starting is None
 
 
-def test_the_port_in_use_refusal_changes_nothing(pulled):
+@pytest.mark.parametrize("who,said", [
+    ("alpha", "port {port} (engine main of alpha) is already in use"),  # refused before anything changes
+    ("proxy", "the proxy's port {port} is already in use"),  # refused after the limits: they go back
+])
+def test_a_port_in_use_is_refused_and_nothing_changes(pulled, who, said):
+    port = pulled.ports[who]
     with socket.socket() as s:
-        s.bind(("127.0.0.1", pulled.ports["alpha"]))
+        s.bind(("127.0.0.1", port))
         s.listen(1)
         with pytest.raises(StackError) as e:
             pulled.stack.up(pulled.profile("alpha"))
-    assert f"port {pulled.ports['alpha']} (engine main of alpha) is already in use" in e.value.message
-    assert "ss -ltnp" in e.value.hint
+    assert said.format(port=port) in e.value.message and f"ss -ltnp 'sport = :{port}'" in e.value.hint
     assert pulled.compose("up") == [] and pulled.limit_w(0) == 320
-    assert pulled.rig.state.load().power_saved == {}
-
-
-def test_the_proxy_port_in_use_refusal_gives_the_power_back(pulled):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", pulled.ports["proxy"]))
-        s.listen(1)
-        with pytest.raises(StackError) as e:
-            pulled.stack.up(pulled.profile("alpha"))
-    assert f"the proxy's port {pulled.ports['proxy']} is already in use" in e.value.message
-    assert pulled.compose("up") == [] and pulled.limit_w(0) == 320
+    assert pulled.rig.state.load().power_saved == {} and pulled.rig.state.load().active is None
 
 
 def test_one_changing_command_at_a_time(pulled):
