@@ -266,20 +266,27 @@ class Stack:
             self.front_door.route(back)
         else:
             self._report_failure(again)
+            self._stop(back.name, timeout_s=10)  # like a failed `up`: no exited project, the owner's limits back
             self.emit("fail", f"the rollback to {back.name} failed too; nothing is running")
             self.rig.state.update(active=None)
+            self.power.restore()
         result.rolled_back_to, result.rollback_failed = back.name, not again.ok
         return result
 
     def down(self, *, all_: bool = False, timeout_s: int = 30) -> list[str]:
         with self.rig.lock():
             active = self.rig.state.load().active
-            stopped = []
+            stopped: list[str] = []
+            failed: list[ApplianceError] = []
             try:
                 names = set(self.engine_projects()) | ({active.name} if active else set())
                 for name in sorted(names):
                     self.emit("info", f"stopping {name}")
-                    self._stop(name, timeout_s)
+                    try:
+                        self._stop(name, timeout_s)
+                    except ApplianceError as exc:  # the other projects still stop; the first failure is raised
+                        failed.append(exc)
+                        continue
                     stopped.append(name)
                 if all_:
                     self.emit("info", "stopping the proxy")
@@ -287,6 +294,8 @@ class Stack:
             finally:  # whatever failed above, the GPUs get their limits back
                 self.rig.state.update(active=None)
                 self.power.restore()
+            if failed:
+                raise failed[0]
             return stopped
 
     # -- reading ---------------------------------------------------------------------------------------
