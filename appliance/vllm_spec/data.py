@@ -203,17 +203,22 @@ def notes() -> dict:
     return json.loads((SPEC_DIR / "notes.json").read_text())
 
 
-def first_missing(version: str, present) -> str | None:
-    """The oldest known version after the newest one where `present(raw_spec)` held, up to `version`."""
+def last_and_first_missing(version: str, present) -> tuple[str | None, str | None]:
+    """(newest known version where `present(raw_spec)` held, the next known version after it), up to `version`."""
     older = [v for v in known_versions() if version_key(v) <= version_key(version)]
     last_seen = None
     for v in older:
         if present(_raw(v)):
             last_seen = v
     if last_seen is None:
-        return None
+        return None, None
     after = [v for v in older if version_key(v) > version_key(last_seen)]
-    return after[0] if after else None
+    return last_seen, (after[0] if after else None)
+
+
+def _gone(version: str, dest: str) -> str | None:
+    last, first = last_and_first_missing(version, lambda raw: dest in raw["flags"])
+    return f"gone after {last}; the known {first} already rejects it" if first else None
 
 
 def _removed(version: str, flags: dict) -> dict[str, str]:
@@ -221,17 +226,21 @@ def _removed(version: str, flags: dict) -> dict[str, str]:
     for dest, note in notes()["removed_flags"].items():
         if dest in flags:
             continue
-        since = note.get("since") or first_missing(version, lambda raw, d=dest: d in raw["flags"])
-        if since is None or version_key(since) > version_key(version):
-            continue
-        out[dest] = f"rejected by vLLM {version} ({note.get('word', 'removed')} in {since}); {note['how']}"
+        if note.get("since"):  # history older than the oldest spec file
+            if version_key(note["since"]) > version_key(version):
+                continue
+            when = f"{note.get('word', 'removed')} in {note['since']}"
+        else:
+            when = _gone(version, dest)
+            if when is None:
+                continue
+        out[dest] = f"rejected by vLLM {version} ({when}); {note['how']}"
     for v in known_versions():
         if version_key(v) >= version_key(version):
             break
         for dest in _raw(v)["flags"]:
             if dest not in flags and dest not in out:
-                since = first_missing(version, lambda raw, d=dest: d in raw["flags"])
-                out[dest] = f"rejected by vLLM {version} (removed in {since}); drop the flag"
+                out[dest] = f"rejected by vLLM {version} ({_gone(version, dest)}); drop the flag"
     return out
 
 
