@@ -270,6 +270,8 @@ def build_serve_parser(spec: Spec, prog: str = "vllm serve") -> ServeArgumentPar
 
 def _runtime_default(flag: Flag):
     d = flag.default
+    if d == argparse.SUPPRESS:  # 0.32+ --logging-config: no attribute unless given (must be argparse's object)
+        return argparse.SUPPRESS
     if isinstance(d, tuple):
         return list(d)
     return d
