@@ -132,6 +132,14 @@ def _rule_capture_rounding(ctx: Context) -> Advice | None:
     if got == sorted(set(sizes)):
         return None
     m = 1 + ctx.spec_tokens
+    if not got:
+        return Advice(
+            "capture-sizes-speculative", "error",
+            f"with num_speculative_tokens {ctx.spec_tokens} every capture size must be a multiple of {m}, and "
+            f"none of {sizes} rounds up to one within the largest size: vLLM refuses to start (\"No valid "
+            "cudagraph sizes after rounding\")",
+            f"write cudagraph_capture_sizes as multiples of {m} (e.g. {[m * i for i in range(1, 5)]})",
+            "vllm/config/compilation.py CompilationConfig.adjust_cudagraph_sizes_for_spec_decode (0.19.0, 0.33.0)")
     return Advice(
         "capture-sizes-speculative", "warning",
         f"with num_speculative_tokens {ctx.spec_tokens} every decode step of a request is {m} tokens, so vLLM "
@@ -151,7 +159,7 @@ def _rule_capture_vs_seqs(ctx: Context) -> Advice | None:
     got = captured_sizes(sizes, ctx.spec_tokens, top) if sizes else [top]
     largest = max(got, default=0)
     seqs = int(ctx.get("max_num_seqs") or 0)
-    if not seqs or largest >= seqs * m:
+    if not seqs or not largest or largest >= seqs * m:  # no size at all: capture-sizes-speculative says so
         return None
     covered = largest // m
     return Advice(
@@ -248,33 +256,36 @@ def _rule_batched_vs_seqs(ctx: Context) -> Advice | None:
     return None
 
 
-def _rule_tp_heads(ctx: Context) -> Advice | None:
-    if ctx.arch is None or ctx.tp <= 1:
+def _rule_tp_attention_heads(ctx: Context) -> Advice | None:
+    if ctx.arch is None or ctx.tp <= 1 or ctx.arch.heads % ctx.tp == 0:
         return None
-    heads, kv = ctx.arch.heads, ctx.arch.kv_heads
-    if heads % ctx.tp:
-        good = [t for t in (1, 2, 4, 8) if heads % t == 0 and t <= max(ctx.tp, 8)]
+    heads = ctx.arch.heads
+    good = [t for t in range(1, max(ctx.tp, 8) + 1) if heads % t == 0]
+    return Advice(
+        "tp-attention-heads", "error",
+        f"{heads} attention heads cannot be split over tensor_parallel_size {ctx.tp}: vLLM refuses to start "
+        "(\"Total number of attention heads must be divisible by tensor parallel size\")",
+        f"use a tensor_parallel_size in {good} (pipeline_parallel_size for the remaining GPUs)",
+        "vllm/config/model.py ModelConfig.verify_with_parallel_config (0.19.0, 0.33.0)")
+
+
+def _rule_tp_kv_heads(ctx: Context) -> Advice | None:
+    if ctx.arch is None or not ctx.arch.kv_heads or ctx.tp <= ctx.arch.kv_heads or ctx.arch.heads % ctx.tp:
+        return None
+    kv = ctx.arch.kv_heads
+    if ctx.tp % kv:
         return Advice(
-            "tp-attention-heads", "error",
-            f"{heads} attention heads cannot be split over tensor_parallel_size {ctx.tp}: vLLM refuses to start "
-            "(\"Total number of attention heads must be divisible by tensor parallel size\")",
-            f"use tensor_parallel_size in {good} (pipeline_parallel_size for the remaining GPUs)",
-            "vllm/config/model.py ModelConfig.verify_with_parallel_config (0.19.0, 0.33.0)")
-    if kv and ctx.tp > kv:
-        if ctx.tp % kv:
-            return Advice(
-                "tp-kv-heads", "error",
-                f"{kv} KV heads cannot be replicated evenly over tensor_parallel_size {ctx.tp}: vLLM fails while "
-                "building the attention layers (divide() in QKVParallelLinear)",
-                f"use tensor_parallel_size {kv} or a divisor of it",
-                "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__ (0.19.0, 0.33.0)")
-        return Advice(
-            "tp-kv-heads", "info",
-            f"the model has {kv} KV heads and tensor_parallel_size is {ctx.tp}: each KV head is replicated on "
-            f"{ctx.tp // kv} GPUs, so the GPUs beyond {kv} add weight memory but no KV-cache capacity per token",
-            f"consider tensor_parallel_size {kv} with pipeline_parallel_size {ctx.tp // kv}, or two engines",
-            "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__ num_kv_head_replicas (0.19.0, 0.33.0)")
-    return None
+            "tp-kv-heads", "error",
+            f"{kv} KV heads cannot be replicated evenly over tensor_parallel_size {ctx.tp}: vLLM fails while "
+            "building the attention layers (divide() in QKVParallelLinear)",
+            f"use tensor_parallel_size {kv} or a divisor of it",
+            "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__ (0.19.0, 0.33.0)")
+    return Advice(
+        "tp-kv-heads", "info",
+        f"the model has {kv} KV heads and tensor_parallel_size is {ctx.tp}: each KV head is replicated on "
+        f"{ctx.tp // kv} GPUs, so the GPUs beyond {kv} add weight memory but no KV-cache capacity per token",
+        f"consider tensor_parallel_size {kv} with pipeline_parallel_size {ctx.tp // kv}, or two engines",
+        "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__ num_kv_head_replicas (0.19.0, 0.33.0)")
 
 
 def _rule_deprecated(ctx: Context) -> Advice | None:
@@ -301,7 +312,8 @@ RULES: dict[str, Callable[[Context], Advice | None]] = {
     "prefix-caching-agent": _rule_prefix_caching,
     "batched-tokens-model-len": _rule_batched_vs_model_len,
     "batched-tokens-max-num-seqs": _rule_batched_vs_seqs,
-    "tp-heads": _rule_tp_heads,
+    "tp-attention-heads": _rule_tp_attention_heads,
+    "tp-kv-heads": _rule_tp_kv_heads,
     "deprecated-option": _rule_deprecated,
 }
 
