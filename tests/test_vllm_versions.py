@@ -227,3 +227,21 @@ def test_real_032_parser_and_ours_agree_on_every_command(real_parser):
         except SystemExit:
             ours.append("rejected")
     assert list(zip(argvs, ours)) == list(zip(argvs, data["verdicts"]))
+
+
+# ------------------------------------------------------------------------------------------- the extractor
+
+SRC = os.environ.get("APPLIANCE_VLLM_SRC")  # a directory holding <version>/vllm/*.py unpacked from the wheels
+EXTRACT_PY = os.environ.get("APPLIANCE_EXTRACT_PYTHON", sys.executable)  # needs pydantic, regex, msgspec, …
+
+
+@pytest.mark.skipif(not SRC, reason="set APPLIANCE_VLLM_SRC to the unpacked wheels (tools/extract_vllm_spec.py)")
+@pytest.mark.parametrize("version, device", [("0.19.0", "cuda"), ("0.32.0", "cpu"), ("0.33.0", "cuda")])
+def test_extractor_reproduces_the_spec_files(version, device):
+    res = subprocess.run([EXTRACT_PY, str(REPO / "tools" / "extract_vllm_spec.py"), str(Path(SRC) / version),
+                          "--device", device], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    fresh = json.loads(res.stdout[res.stdout.index("{"):])
+    stored = json.loads((REPO / "appliance" / "vllm_specs" / f"{version}.json").read_text())
+    fresh.pop("stubbed"), stored.pop("stubbed")
+    assert fresh == stored
