@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.vllm_spec import DEFAULT_VERSION, Spec, known_versions, spec_for, version_key
+from appliance.vllm_spec import DEFAULT_VERSION, Spec, known_versions, nearest_known, spec_for, version_key
 from appliance.vllm_spec.data import VALUE_LISTS, notes
 
 _TAG = re.compile(r"v?(\d+\.\d+(?:\.\d+)?)(?:[-+._].*)?")
@@ -84,17 +84,15 @@ def resolve(requested: str | None, *, source: str = "the image tag") -> Resolved
     if requested is None:
         return Resolved(None, DEFAULT_VERSION, f"{source} names no vLLM version; checked against vLLM "
                         f"{DEFAULT_VERSION} (pin a version tag such as vllm/vllm-openai:v{known[-1]})")
-    want = version_key(requested)
-    exact = [v for v in known if version_key(v) == want]
-    if exact:
-        return Resolved(requested, exact[0])
-    older = [v for v in known if version_key(v) < want]
-    if older:
-        return Resolved(requested, older[-1], f"no spec for vLLM {requested} ({source}); checked against the nearest "
-                        f"older known version {older[-1]}: options added after it are reported as unknown. Known: "
+    used = nearest_known(requested)
+    if version_key(used) == version_key(requested):
+        return Resolved(requested, used)
+    if version_key(used) < version_key(requested):
+        return Resolved(requested, used, f"no spec for vLLM {requested} ({source}); checked against the nearest "
+                        f"older known version {used}: options added after it are reported as unknown. Known: "
                         f"{', '.join(known)}; tools/extract_vllm_spec.py adds a version from its wheel")
-    return Resolved(requested, known[0], f"vLLM {requested} ({source}) is older than every known spec; checked "
-                    f"against {known[0]}, the oldest known")
+    return Resolved(requested, used, f"vLLM {requested} ({source}) is older than every known spec; checked "
+                    f"against {used}, the oldest known")
 
 
 def engine_version(image: str | None, *, runtime: str = "docker", python: str | Path | None = None) -> Resolved:

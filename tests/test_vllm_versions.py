@@ -245,3 +245,19 @@ def test_extractor_reproduces_the_spec_files(version, device):
     stored = json.loads((REPO / "appliance" / "vllm_specs" / f"{version}.json").read_text())
     fresh.pop("stubbed"), stored.pop("stubbed")
     assert fresh == stored
+
+
+@pytest.mark.parametrize("version, flag, rc", [
+    ("0.33.0", "--calculate-kv-scales", 2),  # removed: the stand-in playing 0.33 rejects it like the real one
+    ("0.34.1", "--calculate-kv-scales", 2),  # unknown newer tag: nearest older spec (0.33.0)
+    ("0.19.0", "--disable-prefix-caching", 2),  # 0.19 has no --disable-x spelling
+])
+def test_simulated_engine_plays_the_image_version(version, flag, rc):
+    env = dict(os.environ, APPLIANCE_SIM_VLLM_VERSION=version)
+    code = "from appliance.sim.engine import main; main()"
+    res = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert res.stdout.strip() == version
+    res = subprocess.run([sys.executable, "-c", code, "serve", "m", flag], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert res.returncode == rc and "unrecognized arguments" in res.stderr

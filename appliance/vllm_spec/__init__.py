@@ -28,12 +28,13 @@ from appliance.vllm_spec.data import (
     Spec,
     known_versions,
     load_spec,
+    nearest_known,
     version_key,
 )
 from appliance.vllm_spec.parser import ServeArgumentParser, parse_human_int, parse_human_int_or_auto
 
 __all__ = [
-    "DEFAULT_VERSION", "IMAGE_REPO", "Flag", "Spec", "ServeArgumentParser", "known_versions", "spec_for",
+    "DEFAULT_VERSION", "IMAGE_REPO", "Flag", "Spec", "ServeArgumentParser", "known_versions", "nearest_known", "spec_for",
     "version_key", "build_serve_parser", "parse_serve_args", "to_cli_args", "lookup_option", "unknown_options",
     "parse_human_int", "parse_human_int_or_auto",
 ]

@@ -189,6 +189,17 @@ def known_versions() -> tuple[str, ...]:
     return tuple(sorted(names, key=version_key))
 
 
+def nearest_known(version: str | None) -> str:
+    """The spec version to use for a version: itself if known, else the nearest older known one, else the
+    oldest known; None -> the default. (appliance.vllm_versions.resolve adds the warning text.)"""
+    known = known_versions()
+    if version is None:
+        return DEFAULT_VERSION
+    want = version_key(version)
+    older = [v for v in known if version_key(v) <= want]
+    return older[-1] if older else known[0]
+
+
 @functools.lru_cache(maxsize=None)
 def _raw(version: str) -> dict:
     path = SPEC_DIR / f"{version}.json"
