@@ -123,12 +123,27 @@ def platform_key(card=None, runtime: str = "docker") -> str:
         return "cpu"
     if card is None:
         return "gpu"
-    gib = card.memory_bytes / (1 << 30)
+    return _platform(card.memory_bytes, card.name)
+
+
+def _platform(memory_bytes: int, gpu_name: str) -> str:
+    gib = memory_bytes / (1 << 30)
     if gib >= 160:
         return "gpu_160gib_plus"
-    if gib >= 70 and "a100" not in card.name.lower():
+    if gib >= 70 and "a100" not in gpu_name.lower():
         return "gpu_70gib_plus"
     return "gpu"
+
+
+def serve_defaults(version: str | None, memory_bytes: int | None = None, gpu_name: str = "",
+                   cpu: bool = False) -> dict[str, object]:
+    """What `vllm serve` of that version uses when the profile leaves these out, on a GPU of that size (what
+    fit.py / memory.py hard-code today as 0.19's 0.9 / 256 / 2048): gpu_memory_utilization, max_num_seqs,
+    max_num_batched_tokens."""
+    spec = resolve(version).spec
+    plat = "cpu" if cpu else ("gpu" if memory_bytes is None else _platform(memory_bytes, gpu_name))
+    return {dest: default_of(spec, dest, plat)
+            for dest in ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")}
 
 
 def default_of(spec: Spec, dest: str, platform: str = "gpu"):

@@ -261,3 +261,15 @@ def test_simulated_engine_plays_the_image_version(version, flag, rc):
     res = subprocess.run([sys.executable, "-c", code, "serve", "m", flag], capture_output=True, text=True,
                          env=env, timeout=60)
     assert res.returncode == rc and "unrecognized arguments" in res.stderr
+
+
+def test_serve_defaults_per_version_and_card():
+    gib = 1 << 30
+    assert vv.serve_defaults("0.19.0", 24 * gib, "NVIDIA GeForce RTX 4090") == {
+        "gpu_memory_utilization": 0.9, "max_num_seqs": 256, "max_num_batched_tokens": 2048}
+    assert vv.serve_defaults("0.33.0", 24 * gib)["gpu_memory_utilization"] == 0.92
+    assert vv.serve_defaults("0.19.0", 80 * gib, "NVIDIA H100 80GB HBM3")["max_num_seqs"] == 1024
+    assert vv.serve_defaults("0.19.0", 80 * gib, "NVIDIA A100-SXM4-80GB")["max_num_seqs"] == 256  # A100 excluded
+    assert vv.serve_defaults("0.33.0", 180 * gib, "NVIDIA B200")["max_num_batched_tokens"] == 16384
+    assert vv.serve_defaults("0.19.0", 180 * gib, "NVIDIA B200")["max_num_batched_tokens"] == 8192
+    assert vv.serve_defaults("0.32.0", cpu=True)["max_num_seqs"] == 128
