@@ -80,17 +80,42 @@ def captured_sizes(sizes: list[int], spec_tokens: int, max_size: int | None = No
     return out or ([m] if m <= top else [])
 
 
-def _capture_setup(ctx: Context) -> tuple[list[int], int | None] | None:
-    """(explicit cudagraph_capture_sizes, explicit max size) or None when vLLM picks them (or runs eager)."""
+@dataclass(frozen=True)
+class CapturePlan:
+    """The CUDA-graph sizes of an engine whose profile sets them: given (the profile's list, [] when it gives only
+    a max), max_given, before (what vLLM derives before speculative rounding), final (what it captures)."""
+
+    given: list[int]
+    max_given: int | None
+    before: list[int]
+    final: list[int]
+
+
+def _default_sizes(top: int) -> list[int]:
+    """vLLM's own size list up to a max: 1, 2, 4, then steps of 8 below 256, then steps of 16."""
+    sizes = [i for i in (1, 2, 4) if i <= top] + list(range(8, min(top + 1, 256), 8))
+    return sorted(set(sizes + (list(range(256, top + 1, 16)) if top >= 256 else [])))
+
+
+def capture_plan(ctx: Context) -> CapturePlan | None:
+    """None when vLLM picks the sizes itself (or runs eager); else what it will capture, following
+    vllm/config/vllm.py VllmConfig._set_cudagraph_sizes (sizes above max_num_batched_tokens dropped, the max is
+    the largest size left) and then adjust_cudagraph_sizes_for_spec_decode."""
     if ctx.options.get("enforce_eager"):
         return None
     cc = ctx.options.get("compilation_config")
     cc = cc if isinstance(cc, dict) else {}
-    sizes = cc.get("cudagraph_capture_sizes") or ctx.options.get("cudagraph_capture_sizes")
+    given = [int(s) for s in (cc.get("cudagraph_capture_sizes") or ctx.options.get("cudagraph_capture_sizes") or [])]
     top = cc.get("max_cudagraph_capture_size") or ctx.options.get("max_cudagraph_capture_size")
-    if not sizes and top is None:
+    if not given and top is None:
         return None
-    return [int(s) for s in (sizes or [])], (int(top) if top is not None else None)
+    batched = int(ctx.get("max_num_batched_tokens") or 2048)
+    if given:
+        before = sorted({s for s in given if s <= batched})
+    else:
+        before = _default_sizes(min(int(top), batched))
+    final = captured_sizes(before, ctx.spec_tokens, before[-1] if before else 0)
+    return CapturePlan(given, int(top) if top is not None else None, before, final)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -124,42 +149,34 @@ def _rule_gptq_marlin(ctx: Context) -> Advice | None:
 
 
 def _rule_capture_rounding(ctx: Context) -> Advice | None:
-    setup = _capture_setup(ctx)
-    if setup is None or not ctx.spec_tokens or not setup[0]:
+    plan = capture_plan(ctx)
+    if plan is None or not ctx.spec_tokens or not plan.given or plan.final == plan.before:
         return None
-    sizes, top = setup
-    got = captured_sizes(sizes, ctx.spec_tokens, top)
-    if got == sorted(set(sizes)):
-        return None
-    m = 1 + ctx.spec_tokens
-    if not got:
+    m, sizes = 1 + ctx.spec_tokens, plan.given
+    src = "vllm/config/compilation.py CompilationConfig.adjust_cudagraph_sizes_for_spec_decode (0.19.0, 0.33.0)"
+    example = [m * i for i in range(1, 5)]
+    if not plan.final:
         return Advice(
             "capture-sizes-speculative", "error",
             f"with num_speculative_tokens {ctx.spec_tokens} every capture size must be a multiple of {m}, and "
             f"none of {sizes} rounds up to one within the largest size: vLLM refuses to start (\"No valid "
             "cudagraph sizes after rounding\")",
-            f"write cudagraph_capture_sizes as multiples of {m} (e.g. {[m * i for i in range(1, 5)]})",
-            "vllm/config/compilation.py CompilationConfig.adjust_cudagraph_sizes_for_spec_decode (0.19.0, 0.33.0)")
+            f"write cudagraph_capture_sizes as multiples of {m} (e.g. {example})", src)
     return Advice(
         "capture-sizes-speculative", "warning",
         f"with num_speculative_tokens {ctx.spec_tokens} every decode step of a request is {m} tokens, so vLLM "
         f"rounds cudagraph_capture_sizes {sizes} up to multiples of {m} and drops those above the largest: it "
-        f"captures {got}, not what the profile says",
-        f"write cudagraph_capture_sizes as multiples of {m} "
-        f"(e.g. {[m * i for i in range(1, 5)]} …) up to max_num_seqs × {m}",
-        "vllm/config/compilation.py CompilationConfig.adjust_cudagraph_sizes_for_spec_decode (0.19.0, 0.33.0)")
+        f"captures {plan.final}, not what the profile says",
+        f"write cudagraph_capture_sizes as multiples of {m} (e.g. {example} …) up to max_num_seqs × {m}", src)
 
 
 def _rule_capture_vs_seqs(ctx: Context) -> Advice | None:
-    setup = _capture_setup(ctx)
-    if setup is None:
+    plan = capture_plan(ctx)
+    if plan is None or not plan.final:  # no size at all: capture-sizes-speculative says so
         return None
-    sizes, top = setup
-    m = 1 + ctx.spec_tokens
-    got = captured_sizes(sizes, ctx.spec_tokens, top) if sizes else [top]
-    largest = max(got, default=0)
+    m, largest = 1 + ctx.spec_tokens, plan.final[-1]
     seqs = int(ctx.get("max_num_seqs") or 0)
-    if not seqs or not largest or largest >= seqs * m:  # no size at all: capture-sizes-speculative says so
+    if not seqs or largest >= seqs * m:
         return None
     covered = largest // m
     return Advice(
@@ -167,10 +184,27 @@ def _rule_capture_vs_seqs(ctx: Context) -> Advice | None:
         f"the largest CUDA graph captures {largest} tokens = {covered} decoding request(s) of {m} token(s), but "
         f"max_num_seqs is {seqs}: with more than {covered} requests decoding at once every step runs without "
         "CUDA graphs (eager, much slower per token)",
-        f"capture up to {seqs * m} tokens (sizes up to max_num_seqs × {m}), or drop cudagraph_capture_sizes and "
-        f"let vLLM pick (it captures up to min(max_num_seqs × {m} × 2, 512))",
+        f"capture up to {seqs * m} tokens (sizes up to max_num_seqs × {m}, within max_num_batched_tokens), or "
+        f"drop cudagraph_capture_sizes and let vLLM pick (it captures up to min(max_num_seqs × {m} × 2, 512))",
         "vllm/config/vllm.py VllmConfig._set_cudagraph_sizes (default max size max_num_seqs × (1+k) × 2, capped "
         "at 512) and vllm/v1/worker/gpu_model_runner.py (batches above the largest size run eager) (0.19.0)")
+
+
+def _rule_capture_max_mismatch(ctx: Context) -> Advice | None:
+    plan = capture_plan(ctx)
+    if plan is None or not plan.given or plan.max_given is None:
+        return None
+    valid = plan.before[-1] if plan.before else 0
+    if plan.max_given == valid:
+        return None
+    return Advice(
+        "capture-sizes-max-mismatch", "error",
+        f"max_cudagraph_capture_size {plan.max_given} and the largest of cudagraph_capture_sizes ({valid}, "
+        "after dropping sizes above max_num_batched_tokens) disagree: with both given vLLM refuses to start "
+        "(\"customized max_cudagraph_capture_size should be consistent with the max value of "
+        "cudagraph_capture_sizes\")",
+        "give only one of the two (the list, or the max and let vLLM fill in the sizes)",
+        "vllm/config/vllm.py VllmConfig._set_cudagraph_sizes (0.19.0)")
 
 
 def _rule_fp8_weights(ctx: Context) -> Advice | None:
@@ -307,6 +341,7 @@ RULES: dict[str, Callable[[Context], Advice | None]] = {
     "gptq-marlin": _rule_gptq_marlin,
     "capture-sizes-speculative": _rule_capture_rounding,
     "capture-sizes-max-num-seqs": _rule_capture_vs_seqs,
+    "capture-sizes-max-mismatch": _rule_capture_max_mismatch,
     "fp8-weights-no-native-fp8": _rule_fp8_weights,
     "fp8-kv-flash-attn": _rule_fp8_kv_flash_attn,
     "prefix-caching-agent": _rule_prefix_caching,

@@ -182,3 +182,25 @@ def test_every_rule_has_a_source_and_a_known_severity():
         assert rule in advice.RULES
         assert a.severity in advice.SEVERITIES and a.source.startswith("vllm/") and a.fix
     assert advice.blocking([a for a in fired.values()]) == list(fired.values())
+
+
+def test_capture_sizes_follow_max_num_batched_tokens_and_the_max():
+    # sizes above max_num_batched_tokens are dropped before rounding: 64 and 128 never get captured
+    opts = {"max_num_seqs": 32, "max_num_batched_tokens": 48,
+            "compilation_config": {"cudagraph_capture_sizes": [8, 16, 32, 64, 128]}}
+    plan = advice.capture_plan(advice.Context(opts, "0.19.0"))
+    assert plan.before == [8, 16, 32] and plan.final == [8, 16, 32]
+    assert "capture-sizes-max-num-seqs" not in rules(opts)  # 32 tokens cover 32 requests
+    # only a max: vLLM fills in 1, 2, 4, 8, 16, … up to it, then rounds for speculation
+    only_max = {"max_num_seqs": 16, "max_cudagraph_capture_size": 24,
+                "speculative_config": {"method": "ngram", "num_speculative_tokens": 1}}
+    assert advice.capture_plan(advice.Context(only_max, "0.19.0")).final == [2, 4, 8, 16, 24]
+    assert "12 decoding request(s)" in rules(only_max)["capture-sizes-max-num-seqs"].message
+
+
+def test_capture_max_and_list_must_agree():
+    opts = {"compilation_config": {"cudagraph_capture_sizes": [1, 2, 4], "max_cudagraph_capture_size": 8}}
+    a = rules(opts)["capture-sizes-max-mismatch"]
+    assert a.severity == "error" and "should be consistent" in a.message
+    opts["compilation_config"]["max_cudagraph_capture_size"] = 4
+    assert "capture-sizes-max-mismatch" not in rules(opts)
