@@ -11,18 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 from appliance import frontdoor, http, render, secrets
 from appliance.errors import ApplianceError, StackError
 from appliance.netcheck import port_free
-from appliance.profile import Profile, available_files, load_profile
+from appliance.profile import Profile
+from appliance.settings import load_settings
 from appliance.render.frontdoor import (
     FrontDoorSettings,
     render_frontdoor_compose,
     routes,
 )
 from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, proxy_settings
-from appliance.render.plan import backend_name, plan
+from appliance.render.plan import ProxyPlan, backend_name, plan
 from appliance.stack.state import ProfileRef, ProxyRecord
 
 
@@ -33,38 +35,38 @@ class FrontDoor:
         self.routed = routed  # the profile whose engines the front door sends requests to now
 
     # -- what to render ----------------------------------------------------------------------------
-    def profiles(self, extra: Profile | None) -> list[Profile]:
-        """Every profile the proxy serves (`extra` first and winning alias clashes)."""
-        out: dict[str, Profile] = {}
-        for f in available_files():
-            try:
-                p = load_profile(f)
-            except ApplianceError as exc:
-                self.emit("warn", f"skipping {f.name} for the proxy config: {exc.message.splitlines()[0]}")
-                continue
-            out[p.name] = p
-        ordered = [extra] if extra is not None else []
-        for p in out.values():
-            if extra is not None and p.name == extra.name:
-                continue
-            try:
-                plan(ordered + [p])
-            except ApplianceError as exc:
-                self.emit("warn", f"leaving {p.name} out of the proxy config: {exc.message}")
-                continue
-            ordered.append(p)
-        return ordered
+    def serving(self, profile: Profile | None = None) -> Profile | None:
+        """The profile whose aliases and fallbacks the front door serves: the one being started, else the routed
+        one, else the active one (issue #13: never every profile's)."""
+        if profile is not None:
+            return profile
+        routed = self.routed()
+        if routed is not None:
+            return routed
+        from appliance.profile import load_profile as _load
 
-    def settings(self, profiles: list[Profile]) -> FrontDoorSettings:
-        ps = proxy_settings(profiles, lan=self.rig.state.load().lan)
-        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=ps.port + 1, fallback_base_port=ps.port + 2,
+        active = self.rig.state.load().active
+        try:
+            return _load(active.ref) if active else None
+        except ApplianceError:
+            return None
+
+    def plan(self, profile: Profile | None = None) -> ProxyPlan:
+        """What the front door serves for `profile` (see `serving`) under the owner's settings."""
+        return plan(self.serving(profile), load_settings())
+
+    def settings(self, profile: Profile | None) -> FrontDoorSettings:
+        ps = proxy_settings(profile, lan=self.rig.state.load().lan)
+        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=ps.port + 1, engine_base_port=ps.port + 2,
                                  socket_path=str(frontdoor.socket_path(self.rig.dir)),
                                  stream_s=ps.stream_timeout_s, request_s=ps.request_timeout_s)
 
-    def _files(self, profiles: list[Profile], active: Profile | None, fd: FrontDoorSettings):
-        overrides = self.rig.hosted.ensure(profiles, self.emit)
-        return render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides, frontdoor=fd,
-                                         active=active)
+    def _files(self, profile: Profile | None, active: Profile | None, fd: FrontDoorSettings):
+        user = load_settings()
+        hosted = SimpleNamespace(proxy=SimpleNamespace(hosted=tuple(plan(profile, user).hosted.values())))
+        overrides = self.rig.hosted.ensure([hosted], self.emit)
+        return render.render_proxy_files(profile, self.rig.rendered, hosted_overrides=overrides, frontdoor=fd,
+                                         active=active, user_settings=user)
 
     def _sock(self) -> Path | None:
         proxy = self.rig.state.load().proxy
@@ -75,11 +77,12 @@ class FrontDoor:
         """Render the proxy project and start it if it is not running (restart it if LiteLLM's config changed).
         It keeps routing to the profile that runs now; `route` moves it."""
         secrets.master_key()  # generated on first use, stored 0600
-        if profile is not None:
-            self.rig.hosted.check_keys(profile, self.emit)
-        profiles = self.profiles(profile)
-        fd = self.settings(profiles)
-        files = self._files(profiles, self.routed(), fd)
+        profile = self.serving(profile)
+        pl = self.plan(profile)
+        self.rig.hosted.check_keys(SimpleNamespace(proxy=SimpleNamespace(hosted=tuple(pl.hosted.values()))),
+                                   self.emit)
+        fd = self.settings(profile)
+        files = self._files(profile, self.routed(), fd)
         changed = any(not f.same_content() for f in files if f.path.name != "haproxy.cfg")
         frontdoor_changed = any(not f.same_text() for f in files if f.path.name == "haproxy.cfg")
         for f in files:
@@ -103,8 +106,8 @@ class FrontDoor:
         if states:
             self.emit("info", "the proxy config changed (new aliases or fallbacks): restarting the proxy")
             rt.down(PROXY_PROJECT, proxy_dir / "compose.yaml", timeout_s=10)
-        internal = [(r.fallback_port, f"the front door's fallback listener for `{r.alias}`")
-                    for r in routes(profiles, None, fd) if r.fallback_port]
+        internal = [(r.listener_port, f"the front door's internal listener for `{r.alias}` (proxy port + 2 …)")
+                    for r in routes(pl, None, fd)]
         for port, what in [(fd.port, "the proxy's port"), (fd.litellm_port, "LiteLLM's port (proxy port + 1)")] + \
                 internal:
             if not port_free(port):
@@ -133,8 +136,11 @@ class FrontDoor:
             return
         for e in profile.engines:
             for a in e.aliases:
-                for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
-                    frontdoor.set_state(sock, b, "ready")
+                try:
+                    for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
+                        frontdoor.set_state(sock, b, "ready")
+                except StackError:  # not in the config: it serves the profile being started, which lacks `a`
+                    continue
                 frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")  # the checked one
 
     def drain(self, profile: Profile | None) -> None:
@@ -153,9 +159,8 @@ class FrontDoor:
     def route(self, profile: Profile) -> None:
         """Point the front door at `profile`'s engines (they are healthy): new config, seamless reload, enable."""
         self.rig.state.update(routed=ProfileRef.of(profile))
-        profiles = self.profiles(profile)
-        fd = self.settings(profiles)
-        cfg = [f for f in self._files(profiles, profile, fd) if f.path.name == "haproxy.cfg"][0]
+        fd = self.settings(profile)
+        cfg = [f for f in self._files(profile, profile, fd) if f.path.name == "haproxy.cfg"][0]
         if not cfg.same_text():
             cfg.write()
             self.reload(Path(fd.socket_path))
