@@ -32,6 +32,15 @@ ALLOWED_FAILS_POLICY = {
     "NotFoundErrorAllowedFails": 0,
     "RateLimitErrorAllowedFails": 1,
 }  # only AllowedFailsPolicy's own fields (litellm/types/router.py): an unknown key is silently dropped
+# Local deployments (model_info.allowed_fails_policy, read per deployment by LiteLLM's cooldown_handlers.py): never
+# cooled down for an error answer. Their way in is HAProxy's listener, which answers 503 at once while the engine
+# is down; a cooldown would only keep LiteLLM's requests (the large ones) on a hosted model for cooldown_s after
+# the engine is healthy again.
+LOCAL_ALLOWED_FAILS_POLICY = {
+    "InternalServerErrorAllowedFails": 1000,
+    "ServiceUnavailableErrorAllowedFails": 1000,
+    "BadGatewayErrorAllowedFails": 1000,
+}
 # The proxy's own environment. LITELLM_LOCAL_MODEL_COST_MAP: never fetch the price list from the internet.
 PROXY_ENV = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -95,7 +104,8 @@ def render_litellm_config(pl: ProxyPlan, settings: ProxySettings | None = None,
                 "stream_timeout": settings.request_timeout_s,
                 "max_retries": 0,
             },
-            "model_info": {"id": local_deployment_id(alias, port), "mode": "chat"},
+            "model_info": {"id": local_deployment_id(alias, port), "mode": "chat",
+                           "allowed_fails_policy": dict(LOCAL_ALLOWED_FAILS_POLICY)},
         })
 
     def hosted_params(name: str) -> tuple[dict, dict]:
