@@ -63,7 +63,7 @@ def load_settings(path: Path | None = None) -> UserSettings:
         raise ProfileError(f"{path}: the settings must be a mapping (local_only, hosted, fallbacks)",
                            f"see `appliance endpoint --help`; or delete {path} to use the defaults")
     try:
-        s = UserSettings.model_validate({**data, "source_file": str(path)})
+        s = UserSettings.model_validate({**data, "source_file": str(path)}, strict=False)  # YAML lists → tuples
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
