@@ -6,23 +6,6 @@ import json
 import sys
 
 
-def _proxy_profiles(extra):
-    """The proxy is rendered from every profile that loads (it outlives switches), plus `extra`."""
-    from appliance.errors import ApplianceError
-    from appliance.profile import available_files, load_profile
-
-    out = {}
-    for f in available_files():
-        try:
-            p = load_profile(f)
-        except ApplianceError:
-            continue
-        out[p.name] = p
-    out[extra.name] = extra
-    return list(out.values())
-
-
-
 # --------------------------------------------------------------------------------------------- the running rig
 
 

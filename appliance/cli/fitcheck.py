@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from appliance.cli.common import _proxy_profiles
 
 
 def _gpus_from_arg(spec: str | None, needed: int):
@@ -164,7 +163,6 @@ def cmd_render(args) -> int:
     out = Path(args.out) if args.out else paths.COMPOSE_DIR
     all_profiles = [load_profile(f) for f in available_files()] if args.all else None
     targets = all_profiles if args.all else [load_profile(args.profile)]
-    proxy_set = all_profiles or _proxy_profiles(targets[0])
     if args.sim:
         from appliance.rig import simulated_rig
 
@@ -174,7 +172,9 @@ def cmd_render(args) -> int:
     files = []
     for p in targets:
         files += render.render_engine_files(p, out, settings)
-    files += render.render_proxy_files(proxy_set, out)
+        # the front door serves one profile at a time: its proxy project next to its engine project (the owner's
+        # user settings are left out: these files show what the profile alone asks for)
+        files += render.render_proxy_files(p, out / p.name, active=p)
     stale = [f for f in files if not f.is_current()]
     if args.check:
         for f in stale:

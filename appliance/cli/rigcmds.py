@@ -73,8 +73,13 @@ def cmd_status(args) -> int:
         snap = sampler.sample()
     finally:
         sampler.close()
+    from appliance.cli.agents import print_routes, routes_by_alias, spend_today
+
+    plan = stack.front_door.plan()
+    spend = spend_today(stack, plan) if snap.proxy else {}
     if args.json:
-        print(json.dumps(snap.to_dict(), indent=2, default=str))
+        print(json.dumps({**snap.to_dict(), "routes": routes_by_alias(plan), "hosted_spend_today_usd": spend},
+                         indent=2, default=str))
         return 0
     rig = stack.rig.label
     proxy = f"proxy {snap.proxy.url} ({snap.proxy.status})" if snap.proxy else "proxy not started"
@@ -108,6 +113,9 @@ def cmd_status(args) -> int:
             print(f"{alias:<16}{snap.proxy.requests_local.get(alias, 0):>10.0f}"
                   f"{snap.proxy.requests_fallback.get(alias, 0):>10.0f}")
         print(f"proxy errors: {snap.proxy.errors:.0f} (requests since the proxy started)")
+    if snap.proxy:
+        print()
+        print_routes(plan, spend)
     if snap.tokens_per_joule is not None:
         print(f"\nefficiency: {snap.tokens_per_joule:.3f} tok/J · {snap.watts_per_tps:.2f} W per tok/s "
               f"({_fmt(snap.generation_tps, 'tok/s', 1)} at {_fmt(snap.power_w, 'W')})")

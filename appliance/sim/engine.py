@@ -537,6 +537,12 @@ class Server(ThreadingMixIn, HTTPServer):
         super().handle_error(request, client_address)
 
 
+def _agent_api(handler, api: str) -> None:
+    from appliance.sim import agent_apis
+
+    agent_apis.serve(handler, api)
+
+
 def _now_s() -> int:
     return int(time.time())
 
@@ -643,6 +649,10 @@ class Handler(BaseHTTPRequestHandler):
                 ("GET", "/load"): lambda: self._json(200, {"server_load": len(eng.running) + eng.waiting}),
                 ("POST", "/v1/chat/completions"): lambda: self._completion(chat=True),
                 ("POST", "/v1/completions"): lambda: self._completion(chat=False),
+                # Anthropic Messages, count_tokens and the Responses API (vLLM >= 0.19 serves them): agent_apis.py
+                ("POST", "/v1/messages"): lambda: _agent_api(self, "messages"),
+                ("POST", "/v1/messages/count_tokens"): lambda: _agent_api(self, "count_tokens"),
+                ("POST", "/v1/responses"): lambda: _agent_api(self, "responses"),
             }
             handler = routes.get((method, path))
             if handler is None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 from appliance import frontdoor, http, render, secrets
 from appliance.errors import ApplianceError, StackError
 from appliance.netcheck import port_free
-from appliance.profile import Profile, available_files, load_profile
+from appliance.profile import Profile
 from appliance.render.frontdoor import (
     FrontDoorSettings,
     litellm_service,
@@ -23,7 +24,8 @@ from appliance.render.frontdoor import (
     routes,
 )
 from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, proxy_settings
-from appliance.render.plan import backend_name, plan
+from appliance.render.plan import ProxyPlan, backend_name, plan
+from appliance.settings import load_settings
 from appliance.stack.state import ProfileRef, ProxyRecord
 
 
@@ -34,43 +36,43 @@ class FrontDoor:
         self.routed = routed  # the profile whose engines the front door sends requests to now
 
     # -- what to render ----------------------------------------------------------------------------
-    def profiles(self, extra: Profile | None) -> list[Profile]:
-        """Every profile the proxy serves (`extra` first and winning alias clashes)."""
-        out: dict[str, Profile] = {}
-        for f in available_files():
-            try:
-                p = load_profile(f)
-            except ApplianceError as exc:
-                self.emit("warn", f"skipping {f.name} for the proxy config: {exc.message.splitlines()[0]}")
-                continue
-            out[p.name] = p
-        ordered = [extra] if extra is not None else []
-        for p in out.values():
-            if extra is not None and p.name == extra.name:
-                continue
-            try:
-                plan(ordered + [p])
-            except ApplianceError as exc:
-                self.emit("warn", f"leaving {p.name} out of the proxy config: {exc.message}")
-                continue
-            ordered.append(p)
-        return ordered
+    def serving(self, profile: Profile | None = None) -> Profile | None:
+        """The profile whose aliases and fallbacks the front door serves: the one being started, else the routed
+        one, else the active one (issue #13: never every profile's)."""
+        if profile is not None:
+            return profile
+        routed = self.routed()
+        if routed is not None:
+            return routed
+        from appliance.profile import load_profile as _load
 
-    def settings(self, profiles: list[Profile], litellm_port: int | None = None) -> FrontDoorSettings:
+        active = self.rig.state.load().active
+        try:
+            return _load(active.ref) if active else None
+        except ApplianceError:
+            return None
+
+    def plan(self, profile: Profile | None = None) -> ProxyPlan:
+        """What the front door serves for `profile` (see `serving`) under the owner's settings."""
+        return plan(self.serving(profile), load_settings())
+
+    def settings(self, profile: Profile | None, litellm_port: int | None = None) -> FrontDoorSettings:
         """Where the front door listens; LiteLLM on `litellm_port`, else on the one in service now."""
-        ps = proxy_settings(profiles, lan=self.rig.state.load().lan)
+        ps = proxy_settings(profile, lan=self.rig.state.load().lan)
         if litellm_port is None:
             record = self.rig.state.load().proxy
             live = record.litellm_port if record and record.port == ps.port else None
             litellm_port = live if live in (ps.port + 1, ps.port + 2) else ps.port + 1
-        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=litellm_port,
-                                 fallback_base_port=ps.port + 3, socket_path=str(frontdoor.socket_path(self.rig.dir)),
+        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=litellm_port, engine_base_port=ps.port + 3,
+                                 socket_path=str(frontdoor.socket_path(self.rig.dir)),
                                  stream_s=ps.stream_timeout_s, request_s=ps.request_timeout_s, hold_s=ps.hold_s)
 
-    def _files(self, profiles: list[Profile], active: Profile | None, fd: FrontDoorSettings):
-        overrides = self.rig.hosted.ensure(profiles, self.emit)
-        return render.render_proxy_files(profiles, self.rig.rendered, hosted_overrides=overrides, frontdoor=fd,
-                                         active=active)
+    def _files(self, profile: Profile | None, active: Profile | None, fd: FrontDoorSettings):
+        user = load_settings()
+        hosted = SimpleNamespace(proxy=SimpleNamespace(hosted=tuple(plan(profile, user).hosted.values())))
+        overrides = self.rig.hosted.ensure([hosted], self.emit)
+        return render.render_proxy_files(profile, self.rig.rendered, hosted_overrides=overrides, frontdoor=fd,
+                                         active=active, user_settings=user)
 
     def _sock(self) -> Path | None:
         proxy = self.rig.state.load().proxy
@@ -95,40 +97,41 @@ class FrontDoor:
 
     # -- start ---------------------------------------------------------------------------------------
     def ensure(self, profile: Profile | None) -> None:
-        """Render the proxy project and start it if it is not running. A running one takes a changed config
-        without dropping a connection: HAProxy reloads seamlessly; a new LiteLLM starts beside the old one and is
-        swapped in at the front door. It keeps routing to the profile that runs now; `route` moves it."""
+        """Render the proxy project for `profile` (see `serving`) and start it if it is not running. A running one
+        takes a changed config without dropping a connection: HAProxy reloads seamlessly; a new LiteLLM starts
+        beside the old one and is swapped in at the front door. It keeps routing to the profile that runs now;
+        `route` moves it."""
         secrets.master_key()  # generated on first use, stored 0600
-        if profile is not None:
-            self.rig.hosted.check_keys(profile, self.emit)
-        profiles = self.profiles(profile)
-        fd = self.settings(profiles)
-        files = {f.path.name: f for f in self._files(profiles, self.routed(), fd)}
+        profile = self.serving(profile)
+        pl = self.plan(profile)
+        self.rig.hosted.check_keys(SimpleNamespace(proxy=SimpleNamespace(hosted=tuple(pl.hosted.values()))),
+                                   self.emit)
+        fd = self.settings(profile)
+        files = {f.path.name: f for f in self._files(profile, self.routed(), fd)}
         proxy_dir = self.rig.rendered / "proxy"
         Path(fd.socket_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self._alive(fd):
-            self._start(profiles, fd, files)
+            self._start(profile, pl, fd)
             return
         live_config = proxy_dir / litellm_service(fd.litellm_port, fd.port)[1]
         if not files["litellm.yaml"].same_as(live_config):
-            self._swap_litellm(profiles, fd, files)
+            self._swap_litellm(profile, fd)
         elif not files["haproxy.cfg"].same_text():  # e.g. --lan: a seamless reload, then the engines enabled
             files["haproxy.cfg"].write()
             self.reload(Path(fd.socket_path))
             self._enable_routed()
 
-    def _start(self, profiles: list[Profile], fd: FrontDoorSettings, files: dict) -> None:
+    def _start(self, profile: Profile | None, pl, fd: FrontDoorSettings) -> None:
         rt = self.rig.proxy_runtime
         proxy_dir = self.rig.rendered / "proxy"
         if rt.states(PROXY_PROJECT):  # half of it is running: start both afresh
             self.emit("info", "the front door is only partly running: restarting it")
             rt.down(PROXY_PROJECT, proxy_dir / "compose.yaml", timeout_s=10)
-        fd = self.settings(profiles, litellm_port=fd.port + 1)
-        files = {f.path.name: f for f in self._files(profiles, self.routed(), fd)}
-        for f in files.values():
+        fd = self.settings(profile, litellm_port=fd.port + 1)
+        for f in self._files(profile, self.routed(), fd):
             f.write()
-        internal = [(r.fallback_port, f"the front door's fallback listener for `{r.alias}`")
-                    for r in routes(profiles, None, fd) if r.fallback_port]
+        internal = [(r.listener_port, f"the front door's internal listener for `{r.alias}` (proxy port + 3 …)")
+                    for r in routes(pl, None, fd)]
         for port, what in [(fd.port, "the proxy's port"), (fd.litellm_port, "LiteLLM's port (proxy port + 1)")] + \
                 internal:
             if not port_free(port):
@@ -146,13 +149,13 @@ class FrontDoor:
         frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
         self._enable_routed()  # a restarted front door starts with its engines disabled
 
-    def _swap_litellm(self, profiles: list[Profile], old: FrontDoorSettings, files: dict) -> None:
+    def _swap_litellm(self, profile: Profile | None, old: FrontDoorSettings) -> None:
         """A new LiteLLM config: start a second LiteLLM with it on the other port, wait until it answers, point
         HAProxy at it (seamless reload), then let the old one finish what it relays and stop."""
         rt = self.rig.proxy_runtime
         proxy_dir = self.rig.rendered / "proxy"
         new_port = old.port + 2 if old.litellm_port == old.port + 1 else old.port + 1
-        fd = self.settings(profiles, litellm_port=new_port)
+        fd = self.settings(profile, litellm_port=new_port)
         new_name, new_config = litellm_service(new_port, fd.port)
         old_name, _ = litellm_service(old.litellm_port, old.port)
         self.emit("info", f"the proxy config changed: starting a new LiteLLM on :{new_port} beside the one in "
@@ -160,20 +163,18 @@ class FrontDoor:
         if not port_free(new_port):
             raise StackError(f"port {new_port} (the second LiteLLM, proxy port + {new_port - fd.port}) is in use",
                              f"stop what listens there (`ss -ltnp 'sport = :{new_port}'`) or set proxy.port")
-        files = {f.path.name: f for f in self._files(profiles, self.routed(), fd)}
+        files = {f.path.name: f for f in self._files(profile, self.routed(), fd)}
         render.Rendered(proxy_dir / new_config, files["litellm.yaml"].text).write()
         compose = self._compose(fd, (old.litellm_port, new_port))
         rt.prepare(proxy_dir / "compose.yaml", compose, self.emit)
         rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         self._wait_litellm(new_port, new_name)
         files["haproxy.cfg"].write()
-        files["compose.yaml"].write()
         self.reload(Path(fd.socket_path))
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, new_port, fd.socket_path))
         self._enable_routed()
         rt.stop_service(PROXY_PROJECT, old_name, timeout_s=120)  # finishes its streams, then exits
-        render.Rendered(proxy_dir / "compose.yaml",
-                        render.dump(self._compose(fd, (new_port,)))).write()
+        render.Rendered(proxy_dir / "compose.yaml", render.dump(self._compose(fd, (new_port,)))).write()
 
     def _enable_routed(self) -> None:
         routed = self.routed()
@@ -181,9 +182,9 @@ class FrontDoor:
             self.enable(routed)
 
     # -- routing ---------------------------------------------------------------------------------------
-    def enable(self, profile: Profile, *, present_only: bool = False) -> None:
-        """Send the profile's aliases to its engines. `present_only`: only aliases the running config already has
-        (before a reload: requests held for them go now, in the worker that holds them)."""
+    def enable(self, profile: Profile) -> None:
+        """Send the profile's aliases to its engines (those the running config has: before a reload, requests held
+        for them go now, in the worker that holds them; the profile being started may lack some)."""
         sock = self._sock()
         if sock is None:
             return
@@ -192,10 +193,8 @@ class FrontDoor:
                 try:
                     for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
                         frontdoor.set_state(sock, b, "ready")
-                except StackError:
-                    if present_only:
-                        continue
-                    raise
+                except StackError:  # not in the config now
+                    continue
                 frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")  # the checked one
 
     def drain(self, profile: Profile | None) -> None:
@@ -214,11 +213,10 @@ class FrontDoor:
     def route(self, profile: Profile) -> None:
         """Point the front door at `profile`'s engines (they are healthy): new config, seamless reload, enable."""
         self.rig.state.update(routed=ProfileRef.of(profile))
-        profiles = self.profiles(profile)
-        fd = self.settings(profiles)
-        cfg = [f for f in self._files(profiles, profile, fd) if f.path.name == "haproxy.cfg"][0]
+        fd = self.settings(profile)
+        cfg = [f for f in self._files(profile, profile, fd) if f.path.name == "haproxy.cfg"][0]
         if not cfg.same_text():
-            self.enable(profile, present_only=True)  # held requests stay with the worker that holds them
+            self.enable(profile)  # held requests stay with the worker that holds them: release them there
             cfg.write()
             self.reload(Path(fd.socket_path))
         self.enable(profile)

@@ -9,8 +9,9 @@ core.register_action("appliance_hold", { "http-req" }, function(txn, hold_ms)
     local waited = 0
     while waited < limit do
         local status = srv:get_stats()["status"] or ""
-        if string.sub(status, 1, 2) == "UP" then return end
+        if string.sub(status, 1, 2) == "UP" then break end
         core.msleep(250)
         waited = waited + 250
     end
+    if waited > 0 then txn:set_var("txn.held_ms", waited) end
 end, 1)
