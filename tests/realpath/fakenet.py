@@ -42,8 +42,11 @@ class FakeHTTP:
 
     def get(self, c, url: str, headers: dict | None = None) -> Probe:
         u = urlparse(url)
-        if u.path == "/health/liveliness" and u.port == self.proxy_port:
-            if not self.d.running("appliance-proxy"):
+        if u.path == "/health/liveliness" and u.port in (self.proxy_port, self.proxy_port + 1, self.proxy_port + 2):
+            # through the front door, or straight to the LiteLLM on port + 1 (`litellm`) / + 2 (`litellm-b`)
+            want = {self.proxy_port + 1: "litellm", self.proxy_port + 2: "litellm-b"}.get(u.port)
+            running = [c for c in self.d.running("appliance-proxy") if c.service != "frontdoor"]
+            if not [c for c in running if want is None or c.service == want]:
                 return Probe(False, error="refused")
             self.liveness_probes += 1
             return Probe(True, 200, body='"I\'m alive!"') if self.liveness_probes >= self.liveness_after else \
