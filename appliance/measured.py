@@ -34,8 +34,8 @@ SETTING_KEYS = ("tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_ut
 _NUM = r"(-?[\d.]+)"
 _LOG = {
     "weights": re.compile(r"Model loading took " + _NUM + r" ?GiB"),
-    "kv_gib": re.compile(r"Available KV cache memory: " + _NUM + r" ?GiB"),
-    "tokens": re.compile(r"(GPU|CPU|XPU|NPU) KV cache size: ([\d,]+) tokens"),
+    "kv_gib": re.compile(r"Available KV cache memory:\s*" + _NUM + r" ?GiB"),
+    "tokens": re.compile(r"(GPU|CPU|XPU|NPU) KV cache size:\s+([\d,]+) tokens"),
     "concurrency": re.compile(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x"),
     "free": re.compile(r"Free memory on device(?: cuda:\d+)? \(" + _NUM + r"/" + _NUM + r" ?GiB\) on startup"),
     "desired": re.compile(r"Desired GPU memory utilization is \(" + _NUM + r", " + _NUM + r" ?GiB\)"),

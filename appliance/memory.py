@@ -25,9 +25,11 @@ build uses it ("Using FlashInfer for top-p & top-k sampling"), peaks near 14.5 b
 dominates for every dense model: the overhead depends on the vocabulary, not on the model's size.
 
 Non-torch memory (NCCL buffers, custom all-reduce, cuBLAS workspaces allocated after the baseline) is
-~0.13 GiB on one GPU and ~0.55 GiB per GPU with tensor parallelism. From vLLM 0.21 the profiler also subtracts
-an estimate of the CUDA graphs (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, 0 with enforce_eager); before that
-the graphs are captured after the KV cache is sized and come out of the headroom above the budget.
+~0.13 GiB on one GPU and ~0.55 GiB per GPU with tensor parallelism. CUDA graphs are captured after the KV cache
+is sized and come out of the headroom above the budget. vLLM 0.21 added a profiler estimate of them
+(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS), but in every published 0.2x log with the full breakdown (0.26 on an
+RTX 4080, hybrids on 3090/5090/H200) KV = budget − (weights + non-torch) − activation exactly, so the estimate is
+only subtracted when a start says it was (`cudagraph_profiled=True`, e.g. from a measurement of this rig).
 
 Limits: linear-attention / mamba hybrids (fixed per-sequence state, larger blocks), sliding-window layers
 (counted as full attention: conservative), MoE (activations of the fused-MoE workspace are approximated),
@@ -44,7 +46,7 @@ GIB = 1024**3
 BLOCK = 16  # vLLM's KV block size in tokens
 NON_TORCH_TP1 = int(0.13 * GIB)
 NON_TORCH_TP = int(0.55 * GIB)
-CUDA_GRAPH_ESTIMATE = int(0.25 * GIB)  # what the ≥ 0.21 profiler subtracts, roughly (0.13–0.6 GiB in the logs)
+CUDA_GRAPH_ESTIMATE = int(0.25 * GIB)  # the ≥ 0.21 profiler's estimate, when used (0.13–0.6 GiB in the logs)
 CUDA_GRAPH_BYTES = CUDA_GRAPH_ESTIMATE  # kept for callers of the old name
 SAMPLER_BYTES = {"torch": 38.4, "flashinfer": 14.5}  # per (sequence × vocabulary entry) during the dummy pass
 VISIBLE_RESERVE = int(0.5 * GIB)  # NVML total − CUDA total on cards without a measured value
@@ -157,20 +159,22 @@ def non_torch_bytes(tp: int, pp: int = 1) -> int:
     return NON_TORCH_TP if tp * pp > 1 else NON_TORCH_TP1
 
 
-def cudagraph_bytes(enforce_eager: bool, vllm_version: str | None = None) -> int:
-    """The CUDA-graph estimate the profiler subtracts (0.21 and later; none with enforce_eager)."""
-    if enforce_eager or version_tuple(vllm_version) < CUDAGRAPH_PROFILING_SINCE:
+def cudagraph_bytes(enforce_eager: bool, vllm_version: str | None = None, profiled: bool = False) -> int:
+    """The CUDA-graph estimate the profiler subtracts: only 0.21 and later, only when that start profiled the
+    graphs (see the module docstring), never with enforce_eager."""
+    if not profiled or enforce_eager or version_tuple(vllm_version) < CUDAGRAPH_PROFILING_SINCE:
         return 0
     return CUDA_GRAPH_ESTIMATE
 
 
 def overhead_bytes(arch, tp: int, pp: int, max_num_seqs: int, max_num_batched_tokens: int,
-                   enforce_eager: bool = False, *, vllm_version: str | None = None, sampler: str = "torch") -> int:
+                   enforce_eager: bool = False, *, vllm_version: str | None = None, sampler: str = "torch",
+                   cudagraph_profiled: bool = False) -> int:
     """Per GPU, what vLLM takes out of the budget besides weights: activation peak, non-torch memory, the CUDA
     graph estimate where that version counts it, and the fixed per-sequence state of linear-attention layers."""
     state = arch.state_bytes_per_seq * max_num_seqs // tp
     return (activation_bytes(arch, tp, max_num_seqs, max_num_batched_tokens, sampler) + non_torch_bytes(tp, pp)
-            + cudagraph_bytes(enforce_eager, vllm_version) + state)
+            + cudagraph_bytes(enforce_eager, vllm_version, cudagraph_profiled) + state)
 
 
 def default_batch_limits(card_memory_bytes: int, gpu_name: str) -> tuple[int, int]:
@@ -204,12 +208,12 @@ class Plan:
 def plan(arch, weights_per_gpu: int, visible: int, *, util: float, tp: int = 1, pp: int = 1,
          max_num_seqs: int = 256, max_num_batched_tokens: int = 2048, kv_cache_dtype: str | None = None,
          enforce_eager: bool = False, vllm_version: str | None = None, sampler: str = "torch",
-         spec_mtp: bool = False, overhead: int | None = None) -> Plan:
+         spec_mtp: bool = False, overhead: int | None = None, cudagraph_profiled: bool = False) -> Plan:
     """The KV cache vLLM will allocate. `overhead` (bytes, e.g. measured on this rig) replaces the estimate."""
     budget = int(visible * util)
     act = activation_bytes(arch, tp, max_num_seqs, max_num_batched_tokens, sampler)
     nt = non_torch_bytes(tp, pp)
-    graphs = cudagraph_bytes(enforce_eager, vllm_version)
+    graphs = cudagraph_bytes(enforce_eager, vllm_version, cudagraph_profiled)
     state = arch.state_bytes_per_seq * max_num_seqs // tp
     if overhead is not None:  # measured on this rig: the activation takes whatever the other terms leave
         act = overhead - nt - graphs - state
