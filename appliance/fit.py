@@ -101,6 +101,7 @@ class FitReport:
     engines: list[EngineFit]
     gpus: list[GPUUse]
     problems: list[str] = field(default_factory=list)
+    measurements_problem: str | None = None  # the store of measurements was unreadable and was ignored
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -178,7 +179,7 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
 
         settings = measured_mod.settings_of(engine, max_len, max_seqs, batched, util)
         last = store.latest(engine.model, smallest.name, vllm_version=version, settings=settings)
-        learned = measured_mod.learned(store, engine.model, smallest.name, tp=tp, pp=pp)
+        learned = measured_mod.learned(store, engine.model, smallest.name, tp=tp, pp=pp, vllm_version=version)
         if learned is not None:
             weights_gpu, residual = _learn(learned, arch, visible, weights_gpu)
             if residual is not None:
@@ -367,4 +368,5 @@ def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True,
         if b > free:
             problems.append(f"GPU {g.index}: engines ask for {b / GIB:.1f} GiB, {free / GIB:.1f} GiB is free")
     fits = bool(engines) and not problems and all(e.fits for e in engines)
-    return FitReport(profile.name, fits, engines, uses, problems)
+    return FitReport(profile.name, fits, engines, uses, problems,
+                     measurements_problem=getattr(store, "problem", None) if store is not None else None)

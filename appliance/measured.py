@@ -264,12 +264,16 @@ class Store:
         return found
 
 
-def learned(store: Store, model: str, card: str, *, tp: int, pp: int = 1) -> Measurement | None:
-    """The newest GPU start of `model` on `card` with this TP/PP that knows its weights and KV memory: what the
-    next prediction learns from (any settings and version; the overhead residual carries over)."""
+def learned(store: Store, model: str, card: str, *, tp: int, pp: int = 1,
+            vllm_version: str | None = None) -> Measurement | None:
+    """The newest GPU start of `model` on `card` with this TP/PP (and vLLM version, when given) that knows its
+    weights and KV memory: what the next prediction learns from (any other settings: the overhead residual
+    carries over). A start of another vLLM version is stale: listed, never learned from."""
     best = None
     for m in store.all():
         if m.model.lower() != model.lower() or m.card != card or m.device != "gpu":
+            continue
+        if vllm_version and m.vllm_version != vllm_version:
             continue
         if int(m.settings.get("tensor_parallel_size") or 1) != tp or int(m.settings.get("pipeline_parallel_size")
                                                                          or 1) != pp:

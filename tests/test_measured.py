@@ -138,6 +138,7 @@ def test_unreadable_store_does_not_break_check(tmp_path):
     assert store.all() == [] and "cannot read" in store.problem
     r = fit_profile(load_profile("rtx4090-qwen25-14b-agent"), [GPU.from_card(0, cards.CARDS["4090"])], store=store)
     assert r.engines[0].measured is None and r.engines[0].inputs["overhead"] == "estimated"
+    assert r.fits and "cannot read" in r.to_dict()["measurements_problem"]
 
 
 def test_record_is_atomic_when_the_write_fails(tmp_path, monkeypatch):
@@ -225,3 +226,18 @@ def test_report_says_which_inputs_were_exact(tmp_path, monkeypatch):
     assert e.confidence == "estimated: overhead"
     d = fit.fit_profile(p, [GPU(0, "Some Future GPU", 24 * GIB)]).to_dict()["engines"][0]
     assert d["inputs"]["card_memory"] == "estimated" and "card memory" in d["confidence"]
+
+
+def test_a_start_of_another_vllm_version_is_listed_not_learned(tmp_path):
+    store = measured.Store(tmp_path / "m.json")
+    profile, base = _agent_fit(store)
+    engine = profile.engines[0]
+    settings = measured.settings_of(engine, base.max_model_len, base.max_num_seqs, 2048,
+                                    engine.gpu_memory_utilization)
+    store.record(measured.Measurement(engine.model, before_gpu_name(), "0.18.0", settings,
+                                      weights_bytes=base.weights_bytes_per_gpu,
+                                      kv_cache_bytes=base.available_kv_bytes - 3 * GIB, measured_at=1.0))
+    _, again = _agent_fit(store)
+    assert len(store.all()) == 1
+    assert again.available_kv_bytes == base.available_kv_bytes and again.measured is None
+    assert again.inputs["overhead"] == "estimated"
