@@ -331,14 +331,16 @@ def _from_user(model_id: str) -> Checkpoint | None:
                            "give num_hidden_layers, num_attention_heads, num_key_value_heads, hidden_size, "
                            "intermediate_size, vocab_size (as in the model's config.json)") from exc
     quant = entry.get("quant_method")
+    bits, group = float(entry.get("bits", 16 if not quant else 4)), int(entry.get("group_size", 128))
+    if not quant and isinstance(entry.get("quantization_config"), dict):  # pasted from config.json
+        quant, bits, group = _quant_from_config(entry)
     stated = entry.get("weights_bytes")
     try:
         stated = int(float(stated)) if stated is not None else None
     except (TypeError, ValueError) as exc:
         raise ProfileError(f"{path}: {model_id}: weights_bytes {stated!r} is not a number",
                            "give the checkpoint's size in bytes, e.g. weights_bytes: 16060522496") from exc
-    return Checkpoint(model_id, arch, quant, float(entry.get("bits", 16 if not quant else 4)), stated,
-                      int(entry.get("group_size", 128)), weights_stated=bool(stated))
+    return Checkpoint(model_id, arch, quant, bits, stated, group, weights_stated=bool(stated))
 
 
 def lookup(model_id: str, *, use_hf_cache: bool = True) -> Checkpoint | None:
