@@ -78,6 +78,8 @@ class EngineFit:
     inputs: dict = field(default_factory=dict)
     confidence: str = ""  # one line: "exact inputs" or what was estimated
     measured: dict | None = None  # last measured on this rig for the same model, card, vLLM and settings
+    gpu_name: str = ""  # the smallest of the engine's GPUs, as NVML names it (the store's card key)
+    settings: dict = field(default_factory=dict)  # resolved settings (appliance.measured.SETTING_KEYS)
 
 
 @dataclass
@@ -174,10 +176,10 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     inputs = _inputs(ckpt, visible_how)
     measured_overhead = None
     last = None
-    if store is not None:
-        from appliance import measured as measured_mod
+    from appliance import measured as measured_mod
 
-        settings = measured_mod.settings_of(engine, max_len, max_seqs, batched, util)
+    settings = measured_mod.settings_of(engine, max_len, max_seqs, batched, util)
+    if store is not None:
         last = store.latest(engine.model, smallest.name, vllm_version=version, settings=settings)
         learned = measured_mod.learned(store, engine.model, smallest.name, tp=tp, pp=pp, vllm_version=version)
         if learned is not None:
@@ -239,7 +241,8 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         full_concurrency_fits=full, verdict=verdict, fixes=fixes, notes=notes, vllm_version=version,
         visible_bytes_per_gpu=visible, activation_bytes_per_gpu=p.activation, non_torch_bytes_per_gpu=p.non_torch,
         cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs),
-        measured=_measured_view(last, kv_tokens, max(0, available)) if last else None)
+        measured=_measured_view(last, kv_tokens, max(0, available)) if last else None, gpu_name=smallest.name,
+        settings=settings)
 
 
 def _engine_vllm_version(engine: Engine) -> str:

@@ -105,6 +105,19 @@ class Measurement:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def describe(m: Measurement) -> str:
+    """One line for a listing (`appliance measurements` or the check's "last measured")."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.measured_at))
+    kv = f"{m.kv_cache_tokens:,} tokens" if m.kv_cache_tokens else "? tokens"
+    if m.kv_cache_bytes is not None:
+        kv += f" / {m.kv_cache_bytes / GIB:.2f} GiB KV"
+    w = f", weights {m.weights_bytes / GIB:.2f} GiB" if m.weights_bytes else ""
+    s = m.settings
+    knobs = (f"tp {s.get('tensor_parallel_size')}, util {s.get('gpu_memory_utilization')}, "
+             f"len {s.get('max_model_len')}, seqs {s.get('max_num_seqs')}")
+    return f"{when}  {m.model} on {m.card}, vLLM {m.vllm_version} ({knobs}): {kv}{w}  [{m.source}]"
+
+
 def key_of(model: str, card: str, vllm_version: str, settings: dict) -> str:
     norm = {k: settings.get(k) for k in SETTING_KEYS}
     return json.dumps([model.lower(), card, vllm_version, norm], sort_keys=True)
@@ -295,3 +308,20 @@ def settings_of(engine, max_model_len: int, max_num_seqs: int, max_num_batched_t
 
 def open_store(path: Path | None = None) -> Store:
     return Store(path)
+
+
+def record_start(store: Store, engine_fit, *, log_text: str | None = None, metrics_text: str | None = None,
+                 now: float | None = None) -> Measurement | None:
+    """After a successful start: what vLLM measured, keyed like the check that predicted it (appliance.fit's
+    EngineFit carries the model, GPU name, vLLM version and resolved settings). None when the start said nothing
+    about its KV cache; never raises for a store that cannot be written (the start already succeeded)."""
+    try:
+        m = measurement(engine_fit.model, engine_fit.gpu_name, engine_fit.vllm_version, engine_fit.settings,
+                        log_text=log_text, metrics_text=metrics_text, now=now)
+    except NoMeasurement:
+        return None
+    try:
+        store.record(m)
+    except OSError as exc:
+        store.problem = f"{store.path}: cannot write ({exc}); the measurement of this start is lost"
+    return m

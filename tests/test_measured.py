@@ -111,6 +111,8 @@ def test_store_survives_a_restart_keeps_the_newest_per_key_and_lists(tmp_path):
     assert again.latest("Qwen/Qwen2.5-7B-Instruct-AWQ", "NVIDIA GeForce RTX 4090",
                         settings=SETTINGS).kv_cache_tokens == 2000
     assert not list(path.parent.glob(".measurements-*"))  # no temp file left behind
+    lines = [measured.describe(m) for m in again.all()]
+    assert "2,000 tokens / 14.00 GiB KV, weights 5.20 GiB" in lines[0] and "seqs 32" in lines[1]
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"measurements": 3}', "[]", ""])
@@ -241,3 +243,21 @@ def test_a_start_of_another_vllm_version_is_listed_not_learned(tmp_path):
     assert len(store.all()) == 1
     assert again.available_kv_bytes == base.available_kv_bytes and again.measured is None
     assert again.inputs["overhead"] == "estimated"
+
+
+def test_record_start_keys_the_measurement_like_the_check(tmp_path):
+    """The stack's call after a successful start; the next check finds it as 'last measured'."""
+    store = measured.Store(tmp_path / "m.json")
+    _, e = _agent_fit(store)
+    log = (f"Model loading took {e.weights_bytes_per_gpu / GIB:.2f} GiB memory and 3.1 seconds\n"
+           f"Available KV cache memory: {e.available_kv_bytes / GIB - 0.5:.2f} GiB\n"
+           f"GPU KV cache size: {e.kv_tokens - 5000:,} tokens\n")
+    m = measured.record_start(store, e, log_text=log, now=7.0)
+    assert m.card == "NVIDIA GeForce RTX 4090" and m.settings == e.settings and m.vllm_version == "0.19.0"
+    _, after = _agent_fit(measured.Store(tmp_path / "m.json"))
+    assert after.measured["kv_cache_tokens"] == e.kv_tokens - 5000
+    assert measured.record_start(store, e, log_text="nothing here\n") is None
+    (tmp_path / "ro").mkdir()
+    ro = measured.Store(tmp_path / "ro" / "sub" / "m.json")
+    (tmp_path / "ro" / "sub").write_text("a file where the directory should be")
+    assert measured.record_start(ro, e, log_text=log) is not None and "cannot write" in ro.problem
