@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from appliance import cards, catalog, memory, vllm_spec
+from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
 from appliance.memory import BLOCK, KV_DTYPE_BYTES, default_batch_limits, kv_bytes_per_token
 from appliance.profile import Engine, Profile
@@ -176,8 +177,6 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     inputs = _inputs(ckpt, visible_how)
     measured_overhead = None
     last = None
-    from appliance import measured as measured_mod
-
     settings = measured_mod.settings_of(engine, max_len, max_seqs, batched, util)
     if store is not None:
         last = store.latest(engine.model, smallest.name, vllm_version=version, settings=settings)
@@ -187,7 +186,7 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
             if residual is not None:
                 measured_overhead = residual + memory.overhead_bytes(arch, tp, pp, max_seqs, batched, eager,
                                                                      vllm_version=version)
-            inputs["overhead"] = "measured on this rig"
+                inputs["overhead"] = "measured on this rig"
             if learned.weights_bytes:
                 inputs["weights"] = "measured on this rig"
     p = memory.plan(arch, weights_gpu, visible, overhead=measured_overhead, **knobs)

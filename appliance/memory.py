@@ -7,7 +7,7 @@ tests/calibration/):
     budget      = gpu_memory_utilization × total, where total is what CUDA reports (cudaMemGetInfo), a little
                   under NVML's number (3090: 23.56 vs 24.00 GiB, A100-80: 79.25 vs 80.00, H100: 79.18 vs 79.65);
                   the CUDA context of the process is taken *before* the baseline snapshot, so it is outside.
-    KV memory   = budget − weights − peak activation − non-torch increase (− estimated CUDA graphs, ≥ 0.21)
+    KV memory   = budget − weights − peak activation − non-torch increase (− a CUDA-graph estimate, see below)
     KV tokens   = ⌊KV memory / bytes per token / 16⌋ × 16      (16-token blocks, every attention layer)
 
 Peak activation is the torch allocator's peak during `profile_run`: one dummy forward pass of
