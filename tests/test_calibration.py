@@ -126,3 +126,38 @@ def test_a_wrong_physics_would_fail_the_calibration(monkeypatch, field):
                                                                           a.intermediate), a.vocab * a.hidden))
     rows = [evaluate(c) for c in load_cases() if c["expect"] != "limit"]
     assert any(not (r["ok_kv"] and r["ok_w"]) for r in rows)
+
+
+@pytest.mark.parametrize("case", [c for c in load_cases() if c["expect"] != "limit"], ids=lambda c: c["id"])
+def test_check_itself_reproduces_the_table(case, tmp_path, monkeypatch):
+    """The path a new user takes: a profile with the run's settings, the model described in models.yaml (its
+    config.json fields), `--gpu CARD`. `appliance check` must say what the table says."""
+    from appliance.fit import GPU, fit_profile
+    from appliance.profile import load_profile
+
+    s = case["settings"]
+    model_id = "calibration/" + case["id"]
+    entry = dict(case["config"])
+    if case.get("quantization"):
+        entry["quantization_config"] = case["quantization"]
+    if s.get("dtype"):
+        (entry.get("text_config") or entry)["torch_dtype"] = s["dtype"]
+    monkeypatch.setenv("APPLIANCE_HOME", str(tmp_path))
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "models.yaml").write_text(yaml.safe_dump({model_id: entry}))
+    tp = int(s["tensor_parallel_size"])
+    engine = {"name": "e", "model": model_id, "aliases": ["local"], "image": f"vllm/vllm-openai:v{case['vllm_version']}",
+              "tensor_parallel_size": tp, "gpu_memory_utilization": s["gpu_memory_utilization"],
+              "max_model_len": s["max_model_len"], "max_num_seqs": s["max_num_seqs"],
+              "max_num_batched_tokens": s["max_num_batched_tokens"], "kv_cache_dtype": s["kv_cache_dtype"],
+              "enforce_eager": s["enforce_eager"]}
+    if tp == 1:
+        engine["gpus"] = [0]
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"name": "p", "gpus": list(range(tp)), "engines": [engine]}))
+    card = cards.CARDS[case["card"]]
+    e = fit_profile(load_profile(profile), [GPU(i, card.name, card.memory_bytes) for i in range(tp)],
+                    use_hf_cache=False).engines[0]
+    expected = predict(case)["plan"]
+    assert e.available_kv_bytes == max(0, expected.kv) and e.kv_tokens == expected.kv_tokens
+    assert e.inputs["config"] == "stated in models.yaml" and e.inputs["card_memory"] == "measured"
