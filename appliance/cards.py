@@ -129,3 +129,10 @@ def visible_bytes(name: str, nvml_bytes: int) -> tuple[int, str]:
     if card and card.visible_bytes and abs(card.memory_bytes - nvml_bytes) <= 256 * MIB:
         return card.visible_bytes, "measured"
     return max(0, nvml_bytes - GIB // 2), "estimated"
+
+
+def nvlink(name: str) -> bool:
+    """Whether GPUs of this name are normally joined by NVLink/NVSwitch (SXM and HBM data-centre parts), which
+    makes vLLM's tensor-parallel NCCL buffers larger; PCIe cards (GeForce, L4/L40S, RTX A/Ada) are not."""
+    up = name.upper()
+    return any(k in up for k in ("SXM", "HBM3", "H200", "H100 80GB", "B200", "B100", "GB200", "GH200"))

@@ -172,8 +172,10 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     max_len = engine.max_model_len or arch.max_position
     eager = bool(engine.option("enforce_eager"))
     spec_mtp = _spec_is_mtp(engine) and bool(arch.mtp_layers)
+    nvlink = cards.nvlink(smallest.name)
     knobs = dict(util=util, tp=tp, pp=pp, max_num_seqs=max_seqs, max_num_batched_tokens=batched,
-                 kv_cache_dtype=engine.kv_cache_dtype, enforce_eager=eager, vllm_version=version, spec_mtp=spec_mtp)
+                 kv_cache_dtype=engine.kv_cache_dtype, enforce_eager=eager, vllm_version=version, spec_mtp=spec_mtp,
+                 nvlink=nvlink)
     inputs = _inputs(ckpt, visible_how)
     measured_overhead = None
     last = None
@@ -182,10 +184,10 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         last = store.latest(engine.model, smallest.name, vllm_version=version, settings=settings)
         learned = measured_mod.learned(store, engine.model, smallest.name, tp=tp, pp=pp, vllm_version=version)
         if learned is not None:
-            weights_gpu, residual = _learn(learned, arch, visible, weights_gpu)
+            weights_gpu, residual = _learn(learned, arch, visible, weights_gpu, nvlink)
             if residual is not None:
                 measured_overhead = residual + memory.overhead_bytes(arch, tp, pp, max_seqs, batched, eager,
-                                                                     vllm_version=version)
+                                                                     vllm_version=version, nvlink=nvlink)
                 inputs["overhead"] = "measured on this rig"
             if learned.weights_bytes:
                 inputs["weights"] = "measured on this rig"
@@ -266,14 +268,14 @@ def _confidence(inputs: dict) -> str:
     return "exact inputs" if not guessed else "estimated: " + ", ".join(guessed)
 
 
-def _learn(m, arch, visible: int, weights_gpu: int) -> tuple[int, int]:
+def _learn(m, arch, visible: int, weights_gpu: int, nvlink: bool) -> tuple[int, int]:
     """(weights per GPU, what the overhead estimate missed) from a start of this model on this card: the next
     prediction uses the measured weights and the estimate for its own settings plus that residual."""
     s = m.settings
     est_then = memory.overhead_bytes(arch, int(s.get("tensor_parallel_size", 1)),
                                      int(s.get("pipeline_parallel_size", 1)), int(s["max_num_seqs"]),
                                      int(s["max_num_batched_tokens"]), bool(s.get("enforce_eager")),
-                                     vllm_version=m.vllm_version)
+                                     vllm_version=m.vllm_version, nvlink=nvlink)
     measured_then = m.overhead_bytes(visible)
     return (m.weights_bytes or weights_gpu), (None if measured_then is None else measured_then - est_then)
 

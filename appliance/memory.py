@@ -25,7 +25,8 @@ build uses it ("Using FlashInfer for top-p & top-k sampling"), peaks near 14.5 b
 dominates for every dense model: the overhead depends on the vocabulary, not on the model's size.
 
 Non-torch memory (NCCL buffers, custom all-reduce, cuBLAS workspaces allocated after the baseline) is
-~0.13 GiB on one GPU and ~0.55 GiB per GPU with tensor parallelism. CUDA graphs are captured after the KV cache
+~0.13 GiB on one GPU; with tensor parallelism ~0.55 GiB per GPU over NVLink (H100 SXM: 0.54–0.55, NCCL's
+NVLink buffers) and ~0.2 GiB over PCIe (4 × L40S: 0.21). CUDA graphs are captured after the KV cache
 is sized and come out of the headroom above the budget. vLLM 0.21 added a profiler estimate of them
 (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS), but in every published 0.2x log with the full breakdown (0.26 on an
 RTX 4080, hybrids on 3090/5090/H200) KV = budget − (weights + non-torch) − activation exactly, so the estimate is
@@ -45,7 +46,8 @@ from dataclasses import dataclass
 GIB = 1024**3
 BLOCK = 16  # vLLM's KV block size in tokens
 NON_TORCH_TP1 = int(0.13 * GIB)
-NON_TORCH_TP = int(0.55 * GIB)
+NON_TORCH_TP = int(0.55 * GIB)  # per GPU, tensor parallel over NVLink
+NON_TORCH_TP_PCIE = int(0.2 * GIB)  # per GPU, tensor parallel over PCIe
 CUDA_GRAPH_ESTIMATE = int(0.25 * GIB)  # the ≥ 0.21 profiler's estimate, when used (0.13–0.6 GiB in the logs)
 CUDA_GRAPH_BYTES = CUDA_GRAPH_ESTIMATE  # kept for callers of the old name
 SAMPLER_BYTES = {"torch": 38.4, "flashinfer": 14.5}  # per (sequence × vocabulary entry) during the dummy pass
@@ -155,8 +157,10 @@ def activation_bytes(arch, tp: int, max_num_seqs: int, max_num_batched_tokens: i
     return int(max(forward, sample))
 
 
-def non_torch_bytes(tp: int, pp: int = 1) -> int:
-    return NON_TORCH_TP if tp * pp > 1 else NON_TORCH_TP1
+def non_torch_bytes(tp: int, pp: int = 1, nvlink: bool = True) -> int:
+    if tp * pp == 1:
+        return NON_TORCH_TP1
+    return NON_TORCH_TP if nvlink else NON_TORCH_TP_PCIE
 
 
 def cudagraph_bytes(enforce_eager: bool, vllm_version: str | None = None, profiled: bool = False) -> int:
@@ -169,11 +173,11 @@ def cudagraph_bytes(enforce_eager: bool, vllm_version: str | None = None, profil
 
 def overhead_bytes(arch, tp: int, pp: int, max_num_seqs: int, max_num_batched_tokens: int,
                    enforce_eager: bool = False, *, vllm_version: str | None = None, sampler: str = "torch",
-                   cudagraph_profiled: bool = False) -> int:
+                   cudagraph_profiled: bool = False, nvlink: bool = True) -> int:
     """Per GPU, what vLLM takes out of the budget besides weights: activation peak, non-torch memory, the CUDA
     graph estimate where that version counts it, and the fixed per-sequence state of linear-attention layers."""
     state = arch.state_bytes_per_seq * max_num_seqs // tp
-    return (activation_bytes(arch, tp, max_num_seqs, max_num_batched_tokens, sampler) + non_torch_bytes(tp, pp)
+    return (activation_bytes(arch, tp, max_num_seqs, max_num_batched_tokens, sampler) + non_torch_bytes(tp, pp, nvlink)
             + cudagraph_bytes(enforce_eager, vllm_version, cudagraph_profiled) + state)
 
 
@@ -208,11 +212,12 @@ class Plan:
 def plan(arch, weights_per_gpu: int, visible: int, *, util: float, tp: int = 1, pp: int = 1,
          max_num_seqs: int = 256, max_num_batched_tokens: int = 2048, kv_cache_dtype: str | None = None,
          enforce_eager: bool = False, vllm_version: str | None = None, sampler: str = "torch",
-         spec_mtp: bool = False, overhead: int | None = None, cudagraph_profiled: bool = False) -> Plan:
+         spec_mtp: bool = False, overhead: int | None = None, cudagraph_profiled: bool = False,
+         nvlink: bool = True) -> Plan:
     """The KV cache vLLM will allocate. `overhead` (bytes, e.g. measured on this rig) replaces the estimate."""
     budget = int(visible * util)
     act = activation_bytes(arch, tp, max_num_seqs, max_num_batched_tokens, sampler)
-    nt = non_torch_bytes(tp, pp)
+    nt = non_torch_bytes(tp, pp, nvlink)
     graphs = cudagraph_bytes(enforce_eager, vllm_version, cudagraph_profiled)
     state = arch.state_bytes_per_seq * max_num_seqs // tp
     if overhead is not None:  # measured on this rig: the activation takes whatever the other terms leave

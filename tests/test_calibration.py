@@ -49,7 +49,8 @@ def predict(case: dict) -> dict:
     plan = memory.plan(arch, weights_gpu, visible, util=float(s["gpu_memory_utilization"]), tp=tp,
                        max_num_seqs=int(s["max_num_seqs"]), max_num_batched_tokens=int(s["max_num_batched_tokens"]),
                        kv_cache_dtype=s.get("kv_cache_dtype"), enforce_eager=bool(s.get("enforce_eager")),
-                       vllm_version=str(case["vllm_version"]), sampler=s.get("sampler", "torch"))
+                       vllm_version=str(case["vllm_version"]), sampler=s.get("sampler", "torch"),
+                       nvlink=cards.nvlink(card.name))
     block = int(s.get("block_size", memory.BLOCK))
     tokens = max(0, plan.kv) // plan.kv_bytes_per_token // block * block
     return {"plan": plan, "tokens": tokens, "weights_gpu": weights_gpu, "block": block}
