@@ -175,7 +175,7 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     nvlink = cards.nvlink(smallest.name)
     knobs = dict(util=util, tp=tp, pp=pp, max_num_seqs=max_seqs, max_num_batched_tokens=batched,
                  kv_cache_dtype=engine.kv_cache_dtype, enforce_eager=eager, vllm_version=version, spec_mtp=spec_mtp,
-                 nvlink=nvlink)
+                 nvlink=nvlink, sampler=memory.default_sampler(version))
     inputs = _inputs(ckpt, visible_how)
     measured_overhead = None
     last = None
@@ -186,8 +186,9 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         if learned is not None:
             weights_gpu, residual = _learn(learned, arch, visible, weights_gpu, nvlink)
             if residual is not None:
-                measured_overhead = residual + memory.overhead_bytes(arch, tp, pp, max_seqs, batched, eager,
-                                                                     vllm_version=version, nvlink=nvlink)
+                measured_overhead = residual + memory.overhead_bytes(
+                    arch, tp, pp, max_seqs, batched, eager, vllm_version=version, nvlink=nvlink,
+                    sampler=memory.default_sampler(version))
                 inputs["overhead"] = "measured on this rig"
             if learned.weights_bytes:
                 inputs["weights"] = "measured on this rig"
@@ -275,7 +276,8 @@ def _learn(m, arch, visible: int, weights_gpu: int, nvlink: bool) -> tuple[int, 
     est_then = memory.overhead_bytes(arch, int(s.get("tensor_parallel_size", 1)),
                                      int(s.get("pipeline_parallel_size", 1)), int(s["max_num_seqs"]),
                                      int(s["max_num_batched_tokens"]), bool(s.get("enforce_eager")),
-                                     vllm_version=m.vllm_version, nvlink=nvlink)
+                                     vllm_version=m.vllm_version, nvlink=nvlink,
+                                     sampler=m.sampler or memory.default_sampler(m.vllm_version))
     measured_then = m.overhead_bytes(visible)
     return (m.weights_bytes or weights_gpu), (None if measured_then is None else measured_then - est_then)
 

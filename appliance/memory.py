@@ -20,7 +20,9 @@ vocabulary while the forward's hidden states are still alive. Whichever is large
 
 38.4 bytes per (sequence × vocabulary entry) is what the H100 logs of vLLM 0.11 show for four vocabularies
 (Llama 128,256 → 4.76 GiB, Qwen3 151,936 → 5.56/5.64 GiB, at 1,024 sequences); the FlashInfer sampler, when a
-build uses it ("Using FlashInfer for top-p & top-k sampling"), peaks near 14.5 bytes. With vLLM serve's defaults
+build uses it ("Using FlashInfer for top-p & top-k sampling"), peaks near 14.5 bytes. Before 0.11 vLLM used
+FlashInfer's sampler whenever FlashInfer was installed (the vllm/vllm-openai images ship it); from 0.11 the
+PyTorch sampler is the default (every 0.11+ log above), so `default_sampler` goes by the version. With vLLM serve's defaults
 (256 sequences / 2,048 tokens on cards under 70 GiB and on A100, 1,024 / 8,192 on bigger cards) the sampler
 dominates for every dense model: the overhead depends on the vocabulary, not on the model's size.
 
@@ -72,6 +74,11 @@ def version_tuple(version: str | None) -> tuple[int, ...]:
         if not piece.isdigit():
             break
     return tuple(parts) or version_tuple(DEFAULT_VLLM)
+
+
+def default_sampler(vllm_version: str | None) -> str:
+    """The top-k/top-p sampler an official vllm/vllm-openai image of this version uses by default."""
+    return "flashinfer" if version_tuple(vllm_version) < (0, 11) else "torch"
 
 
 def dtype_bytes(dtype: str | None) -> int:
