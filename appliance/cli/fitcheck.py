@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-
+import sys
 
 
 def _gpus_from_arg(spec: str | None, needed: int):
@@ -68,11 +68,21 @@ def _print_fit(report, profile, source: str) -> None:
         print()
         print(f"engine {e.engine}: {e.model}  (facts from {e.model_source})")
         print(f"  GPUs {', '.join(map(str, e.gpus)) or '-'}, tensor parallel {e.tensor_parallel_size}")
+        overhead_how = (e.inputs or {}).get("overhead", "estimated")
+        kv = f"{_gib(e.available_kv_bytes)} per GPU → {e.kv_tokens:,} tokens"
+        if e.measured:
+            m = e.measured
+            kv += (f" (last measured on this rig: {m.get('kv_cache_tokens', 0):,} tokens, vLLM "
+                   f"{m.get('vllm_version', '?')})")
         rows = [
-            ("weights", f"{_gib(e.weights_bytes_per_gpu)} per GPU ({_gib(e.weights_bytes)} in all)"),
-            ("memory budget", f"{_gib(e.budget_bytes_per_gpu)} per GPU (gpu_memory_utilization × total)"),
-            ("overhead", f"{_gib(e.overhead_bytes_per_gpu)} per GPU (CUDA context, activations, graphs; estimate)"),
-            ("KV cache", f"{_gib(e.available_kv_bytes)} per GPU → {e.kv_tokens:,} tokens"),
+            ("weights", f"{_gib(e.weights_bytes_per_gpu)} per GPU ({_gib(e.weights_bytes)} in all; "
+                        f"{(e.inputs or {}).get('weights', 'estimated')})"),
+            ("memory budget", f"{_gib(e.budget_bytes_per_gpu)} per GPU (gpu_memory_utilization × "
+                              f"{_gib(e.visible_bytes_per_gpu)} CUDA sees)"),
+            ("overhead", f"{_gib(e.overhead_bytes_per_gpu)} per GPU (activation peak "
+                         f"{_gib(e.activation_bytes_per_gpu)}, non-torch {_gib(e.non_torch_bytes_per_gpu)}, CUDA "
+                         f"graphs {_gib(e.cudagraph_bytes_per_gpu)}; {overhead_how})"),
+            ("KV cache", kv),
             ("KV per token", f"{e.kv_bytes_per_token / 1024:.1f} KiB per GPU (kv_cache_dtype {e.kv_dtype})"),
             (f"KV for {e.max_model_len:,} × {e.max_num_seqs}",
              f"{_gib(e.kv_cache_bytes)} per GPU (max_model_len × max_num_seqs)"),
@@ -83,28 +93,41 @@ def _print_fit(report, profile, source: str) -> None:
         for n in e.notes:
             print(f"  note: {n}")
         print(f"  verdict: {e.verdict}")
+        if e.confidence:
+            print(f"  how sure: {e.confidence}")
         if e.fixes:
             print(f"  fix: {', '.join(e.fixes)}")
     for p in report.problems:
         print(f"problem: {p}")
+    if getattr(report, "measurements_problem", None):
+        print(f"note: {report.measurements_problem}")
     print()
     print("FITS" if report.fits else "DOES NOT FIT")
 
 
 def cmd_check(args) -> int:
+    from appliance import measured
+    from appliance.engine_checks import blocking, check_engines, print_checks
     from appliance.fit import fit_profile
     from appliance.profile import load_profile
 
     profile = load_profile(args.profile)
     gpus, source = _gpus_for(profile, args.gpu)
-    report = fit_profile(profile, gpus)
+    report = fit_profile(profile, gpus, store=measured.open_store())
+    checks = check_engines(profile, upgrade_to=args.vllm)
+    refused = blocking(checks) if args.strict else []
     if args.json:
         out = report.to_dict()
         out["gpu_source"] = source
-        print(json.dumps(out, indent=2))
+        out["vllm"] = [c.to_dict() for c in checks]
+        print(json.dumps(out, indent=2, default=str))
     else:
         _print_fit(report, profile, source)
-    return 0 if report.fits else 1
+        print()
+        print_checks(checks, sys.stdout)
+        if refused:
+            print(f"\n--strict: {len(refused)} advice item(s) would refuse to start")
+    return 0 if report.fits and not refused else 1
 
 
 def cmd_profiles(args) -> int:
@@ -184,3 +207,25 @@ def cmd_render(args) -> int:
         f.write()
         print(f"{'wrote' if f in stale else 'unchanged'} {f.path}")
     return 0
+
+
+def cmd_measurements(args) -> int:
+    """What vLLM measured at each start on this rig (the fit check learns from them)."""
+    from dataclasses import asdict
+
+    from appliance import measured
+
+    store = measured.open_store()
+    items = store.all()
+    if args.json:
+        print(json.dumps({"measurements": [asdict(m) for m in items], "problem": store.problem}, indent=2,
+                         default=str))
+        return 0
+    if store.problem:
+        print(f"note: {store.problem}")
+    if not items:
+        print("no measurements yet: each successful `up`/`switch` records what vLLM measured")
+    for m in items:
+        print(measured.describe(m))
+    return 0
+

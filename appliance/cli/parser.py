@@ -7,7 +7,7 @@ import argparse
 from appliance.cli.agents import cmd_endpoint, cmd_keys
 from appliance.cli.benchcmd import cmd_bench
 from appliance.cli.demo import DEMO_PROFILE, cmd_demo, cmd_tui
-from appliance.cli.fitcheck import cmd_check, cmd_profiles, cmd_render
+from appliance.cli.fitcheck import cmd_check, cmd_measurements, cmd_profiles, cmd_render
 from appliance.cli.rigcmds import cmd_down, cmd_logs, cmd_status, cmd_switch, cmd_up
 
 EPILOG = """\
@@ -40,7 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile", metavar="PROFILE_OR_PATH")
     p.add_argument("--gpu", metavar="GPUS", help=GPU_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--vllm", metavar="VERSION", help="what happens if the engines' image is upgraded to this vLLM "
+                   "version: removed flags and values, changed defaults, advice")
+    p.add_argument("--strict", action="store_true", help="advice (warnings vLLM would log) counts as a failure")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("measurements", help="what vLLM measured at each start on this rig (KV cache, weights)",
+                       description="Every successful start records what vLLM logged and reported in "
+                                   "cache_config_info; `check` shows it next to its prediction and learns from it.")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_measurements)
 
     p = sub.add_parser("profiles", help="list profiles with model, GPUs, power and fit verdict")
     p.add_argument("--gpu", metavar="GPUS", help=GPU_HELP + " Instead of the detected GPUs.")
@@ -80,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lan", action="store_true", default=None,
                    help="the proxy listens on 0.0.0.0 (reachable from your LAN; default 127.0.0.1)")
     rig_opts(p)
+    p.add_argument("--strict", action="store_true", help="refuse to start when vLLM would warn about the profile (advice)")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("switch", help="replace the running profile; the proxy keeps serving; rolls back on failure",
@@ -94,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--lan", action="store_true", default=None, help="the proxy listens on 0.0.0.0")
     rig_opts(p)
+    p.add_argument("--strict", action="store_true", help="refuse to start when vLLM would warn about the profile (advice)")
     p.set_defaults(func=cmd_switch)
 
     p = sub.add_parser("down", help="stop the engines (--all: and the proxy); restore the power limits")

@@ -21,6 +21,20 @@ def _say_rig(stack, args) -> None:
           file=sys.stderr if getattr(args, "json", False) else sys.stdout)
 
 
+def _advice(profile, args) -> None:
+    """What vLLM would warn about at start, said once before anything changes; --strict refuses on it."""
+    from appliance.engine_checks import blocking, check_engines, print_checks
+    from appliance.errors import ApplianceError
+
+    checks = check_engines(profile)
+    if any(c.advice or c.warning for c in checks):
+        print_checks(checks, sys.stderr if getattr(args, "json", False) else sys.stdout)
+    refused = blocking(checks) if getattr(args, "strict", False) else []
+    if refused:
+        raise ApplianceError(f"--strict: {profile.name} has {len(refused)} advice item(s): "
+                             + "; ".join(a.rule for a in refused), "apply each fix above, or drop --strict")
+
+
 def cmd_up(args) -> int:
     from appliance.profile import load_profile
     from appliance.stack import Stack
@@ -28,6 +42,7 @@ def cmd_up(args) -> int:
     profile = load_profile(args.profile)
     stack = Stack(_rig(args, remember=True), EventPrinter(sys.stderr if args.json else sys.stdout))
     _say_rig(stack, args)
+    _advice(profile, args)
     for w in stack.warnings():
         stack.emit("warn", w)
     result = stack.up(profile, force=args.force, timeout_s=args.timeout, lan=args.lan)
@@ -44,6 +59,7 @@ def cmd_switch(args) -> int:
     stack = Stack(_rig(args, remember=True), EventPrinter(sys.stderr if args.json else sys.stdout),
                   drain_s=int(args.drain))
     _say_rig(stack, args)
+    _advice(profile, args)
     result = stack.switch(profile, force=args.force, timeout_s=args.timeout, lan=args.lan)
     return _start_result(result, args)
 

@@ -9,29 +9,30 @@ from __future__ import annotations
 import re
 
 from appliance import vllm_spec
-from appliance.profile.model import ENV_NAME_RE, NAME_RE, PINNED_IMAGE, Engine, Profile
+from appliance.profile.model import ENV_NAME_RE, NAME_RE, PINNED_IMAGE, Engine, Profile, spec_of_image
+from appliance.vllm_versions import default_of
 from appliance.profile.problems import Problem, _choices_text, _closest
 
 
-def _check_choice(problems: list, path: tuple, value, choices, what: str):
+def _check_choice(problems: list, path: tuple, value, choices, what: str, version: str = vllm_spec.VLLM_VERSION):
     if value is None:
         return
     if not isinstance(value, str) or value not in choices:
         near = _closest(value, choices) if isinstance(value, str) else None
         hint = f"did you mean `{near}`? " if near else ""
-        problems.append(Problem(path, f"`{value}` is not a {what} vLLM {vllm_spec.VLLM_VERSION} knows",
+        problems.append(Problem(path, f"`{value}` is not a {what} vLLM {version} knows",
                                 f"{hint}one of: {_choices_text(choices)}"))
 
 
-def _check_vllm_option(problems: list, path: tuple, dest: str, value):
+def _check_vllm_option(problems: list, path: tuple, dest: str, value, spec):
     """YAML-level type first (a bool must be true/false, JSON options a mapping), then exactly what vLLM's own
     argument parser would say about the value."""
     import contextlib
     import io
 
-    flag = vllm_spec.FLAGS[dest]
-    if dest in vllm_spec.HARMFUL:
-        problems.append(Problem(path, f"`{dest}` {vllm_spec.HARMFUL[dest]}", f"remove `{dest}`"))
+    flag = spec.flags[dest]
+    if dest in spec.harmful:
+        problems.append(Problem(path, f"`{dest}` {spec.harmful[dest]}", f"remove `{dest}`"))
         return
     if flag.kind in ("bool", "store_true") or flag.type == "optional_bool" and isinstance(value, bool):
         if not isinstance(value, bool):
@@ -46,11 +47,11 @@ def _check_vllm_option(problems: list, path: tuple, dest: str, value):
     if value is None:
         problems.append(Problem(path, f"`{dest}` has no value", "give a value or remove the key"))
         return
-    argv = ["model"] + vllm_spec.to_cli_args({dest: value})
+    argv = ["model"] + spec.to_cli_args({dest: value})
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            vllm_spec.build_serve_parser().parse_args(argv)
+            vllm_spec.build_serve_parser(version=spec.version).parse_args(argv)
     except SystemExit:
         lines = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
         why = lines[-1].split("error:", 1)[-1].strip() if lines else "rejected"
@@ -59,7 +60,7 @@ def _check_vllm_option(problems: list, path: tuple, dest: str, value):
             hint = (f"did you mean `{near}`? " if near else "") + "one of: " + _choices_text(flag.choices)
         else:
             hint = None
-        problems.append(Problem(path, f"`{dest}: {value!r}` — vLLM {vllm_spec.VLLM_VERSION} rejects it: {why}", hint))
+        problems.append(Problem(path, f"`{dest}: {value!r}` — vLLM {spec.version} rejects it: {why}", hint))
 
 
 def _semantic_problems(p: Profile) -> list[Problem]:
@@ -168,21 +169,23 @@ def _semantic_problems(p: Profile) -> list[Problem]:
         elif profile_gpus is not None and e.gpu_count > len(profile_gpus):
             out.append(Problem(base + ("tensor_parallel_size",),
                                f"the engine needs {e.gpu_count} GPUs, the profile has {len(profile_gpus)}", None))
-        util = e.gpu_memory_utilization or 0.9
+        spec = spec_of_image(e.image)
+        util = e.gpu_memory_utilization or default_of(spec, "gpu_memory_utilization") or 0.9
         for g in egpus:
             gpu_use[g] = gpu_use.get(g, 0) + util
         # choices
-        _check_choice(out, base + ("kv_cache_dtype",), e.kv_cache_dtype, vllm_spec.KV_CACHE_DTYPES, "KV cache dtype")
-        _check_choice(out, base + ("quantization",), e.quantization, vllm_spec.QUANTIZATION_METHODS,
-                      "quantization method")
-        _check_choice(out, base + ("dtype",), e.dtype, vllm_spec.DTYPES, "dtype")
-        _check_choice(out, base + ("tool_call_parser",), e.tool_call_parser, vllm_spec.TOOL_CALL_PARSERS,
-                      "tool-call parser")
-        _check_choice(out, base + ("reasoning_parser",), e.reasoning_parser, vllm_spec.REASONING_PARSERS,
-                      "reasoning parser")
-        if e.quantization in vllm_spec.DEPRECATED_QUANTIZATION and not e.option("allow_deprecated_quantization"):
+        v = spec.version
+        _check_choice(out, base + ("kv_cache_dtype",), e.kv_cache_dtype, spec.kv_cache_dtypes, "KV cache dtype", v)
+        _check_choice(out, base + ("quantization",), e.quantization, spec.quantization_methods,
+                      "quantization method", v)
+        _check_choice(out, base + ("dtype",), e.dtype, spec.dtypes, "dtype", v)
+        _check_choice(out, base + ("tool_call_parser",), e.tool_call_parser, spec.tool_call_parsers,
+                      "tool-call parser", v)
+        _check_choice(out, base + ("reasoning_parser",), e.reasoning_parser, spec.reasoning_parsers,
+                      "reasoning parser", v)
+        if e.quantization in spec.deprecated_quantization and not e.option("allow_deprecated_quantization"):
             out.append(Problem(base + ("quantization",), f"quantization `{e.quantization}` is deprecated in vLLM "
-                               f"{vllm_spec.VLLM_VERSION}", "add allow_deprecated_quantization: true, or pick another"))
+                               f"{v}", "add allow_deprecated_quantization: true, or pick another"))
         if e.enable_auto_tool_choice and not e.tool_call_parser:
             out.append(Problem(base + ("enable_auto_tool_choice",),
                                "enable_auto_tool_choice needs a tool_call_parser (vLLM exits with "
@@ -192,11 +195,11 @@ def _semantic_problems(p: Profile) -> list[Problem]:
                 e.generation_config.startswith("/"):
             out.append(Problem(base + ("generation_config",), f"`generation_config: {e.generation_config}`",
                                "use auto, vllm, or an absolute folder path inside the container"))
-        _check_speculative(out, base, e)
+        _check_speculative(out, base, e, spec)
         for dest, value in e.vllm_options.items():
-            _check_vllm_option(out, base + (dest,), dest, value)
+            _check_vllm_option(out, base + (dest,), dest, value, spec)
         if e.extra_args:
-            _check_extra_args(out, base + ("extra_args",), e)
+            _check_extra_args(out, base + ("extra_args",), e, spec)
         # model facts
         ckpt = catalog.lookup(e.model, use_hf_cache=False)
         if ckpt:
@@ -232,19 +235,19 @@ def _quant_compatible(checkpoint: str, wanted: str) -> bool:
     return any(checkpoint in f and wanted in f for f in families)
 
 
-def _check_speculative(out: list, base: tuple, e: Engine):
+def _check_speculative(out: list, base: tuple, e: Engine, spec):
     sc = e.speculative_config
     if sc is None:
         return
     path = base + ("speculative_config",)
     for key in sc:
-        if key not in vllm_spec.SPECULATIVE_CONFIG_KEYS:
-            near = _closest(key, vllm_spec.SPECULATIVE_CONFIG_KEYS)
+        if key not in spec.speculative_config_keys:
+            near = _closest(key, spec.speculative_config_keys)
             out.append(Problem(path + (key,), f"`{key}` is not a speculative_config key",
                                f"did you mean `{near}`?" if near else None))
     method = sc.get("method")
     if method is not None:
-        _check_choice(out, path + ("method",), method, vllm_spec.SPECULATIVE_METHODS, "speculative method")
+        _check_choice(out, path + ("method",), method, spec.speculative_methods, "speculative method", spec.version)
     elif not sc.get("model"):
         out.append(Problem(path, "speculative_config needs a `method` (e.g. mtp, ngram, eagle3) or a draft `model`",
                            "for models with built-in MTP heads: {method: mtp, num_speculative_tokens: 2}"))
@@ -256,11 +259,11 @@ def _check_speculative(out: list, base: tuple, e: Engine):
                            "number ≥ 1", None))
 
 
-def _check_extra_args(out: list, path: tuple, e: Engine):
+def _check_extra_args(out: list, path: tuple, e: Engine, spec):
     import contextlib
     import io
 
-    parser = vllm_spec.build_serve_parser()
+    parser = vllm_spec.build_serve_parser(version=spec.version)
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
@@ -268,7 +271,7 @@ def _check_extra_args(out: list, path: tuple, e: Engine):
     except SystemExit:
         last = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
         why = last[-1].split("error:", 1)[-1].strip() if last else "rejected"
-        out.append(Problem(path, f"vLLM {vllm_spec.VLLM_VERSION} would reject extra_args {list(e.extra_args)}: {why}",
+        out.append(Problem(path, f"vLLM {spec.version} would reject extra_args {list(e.extra_args)}: {why}",
                            "fix or remove the flag (vLLM exits with code 2 on an unknown flag)"))
 
 

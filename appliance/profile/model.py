@@ -180,3 +180,13 @@ class Profile(Strict):
 def _slug(text: str) -> str:
     s = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
     return (s or "engine")[:40]
+
+
+def spec_of_image(image) -> "vllm_spec.Spec":
+    """The vLLM spec an engine is validated against: its image tag's version (the nearest older known one for a
+    newer tag; the pinned one when the tag names no version — `appliance check` says which)."""
+    from appliance import vllm_versions
+
+    tag = image if isinstance(image, str) and image else PINNED_IMAGE
+    return vllm_versions.resolve(vllm_versions.version_from_image(tag)).spec
+

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 
-from appliance import vllm_spec
-from appliance.profile.model import APPLIANCE_ENGINE_KEYS, RESERVED_VLLM, Engine
+from appliance.profile.model import APPLIANCE_ENGINE_KEYS, RESERVED_VLLM, Engine, spec_of_image
 from appliance.profile.problems import Problem, _closest
 
 
@@ -20,6 +19,7 @@ def _engine_field_names() -> set[str]:
 def _split_engine_options(raw: dict, epath: tuple, problems: list[Problem]) -> dict:
     """Move valid vLLM options that are not typed fields into `vllm_options`; flag unknown and removed keys."""
     typed = _engine_field_names()
+    spec = spec_of_image(raw.get("image"))
     out: dict = {}
     vopts: dict = {}
     for key, value in raw.items():
@@ -31,8 +31,8 @@ def _split_engine_options(raw: dict, epath: tuple, problems: list[Problem]) -> d
             problems.append(Problem(path, f"`{key}` cannot be set in a profile: {RESERVED_VLLM[key]}",
                                     f"remove `{key}`"))
             continue
-        if key in vllm_spec.REMOVED:
-            problems.append(Problem(path, f"`{key}` {vllm_spec.REMOVED[key]}", f"remove `{key}`"))
+        if key in spec.removed:
+            problems.append(Problem(path, f"`{key}` {spec.removed[key]}", f"remove `{key}`"))
             continue
         if key == "vllm_options":
             problems.append(Problem(path, "`vllm_options` is not a field", "write vLLM options directly on the engine"))
@@ -41,13 +41,13 @@ def _split_engine_options(raw: dict, epath: tuple, problems: list[Problem]) -> d
             out[key] = value
             continue
         dashed = key.replace("-", "_")
-        if dashed != key and (dashed in typed or dashed in vllm_spec.FLAGS):
+        if dashed != key and (dashed in typed or dashed in spec.flags):
             problems.append(Problem(path, f"`{key}` is written with dashes", f"write it as `{dashed}`"))
             continue
-        if key in vllm_spec.FLAGS:
+        if key in spec.flags:
             vopts[key] = value
             continue
-        near = _closest(key, typed | set(vllm_spec.FLAGS))
+        near = _closest(key, typed | set(spec.flags))
         hint = f"did you mean `{near}`?" if near else "engine keys are vLLM option names in snake_case, or " + \
             ", ".join(APPLIANCE_ENGINE_KEYS)
         problems.append(Problem(path, f"`{key}` is not a field", hint))

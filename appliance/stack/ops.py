@@ -33,6 +33,7 @@ class Stack:
         self.on_event = on_event or (lambda e: None)
         self.drain_s = drain_s  # --shutdown-timeout of the engines: how long a switch lets requests finish
         self._profile_cache: dict = {}
+        self._fits: dict = {}  # profile name → the FitReport of its last preflight (to record what vLLM measured)
         self.power = PowerKeeper(rig, self.emit)
         self.front_door = FrontDoor(rig, self.emit, self.routed_profile)
 
@@ -76,7 +77,8 @@ class Stack:
         count_used = self.rig.gpu_source.counts_used_memory and not ignore_own
         gpus = [GPU(r.index, r.name, r.memory_total_bytes or 0, (r.memory_used_bytes or 0) if count_used else 0)
                 for r in self.rig.gpus().read_all()]
-        report = fit_profile(profile, gpus)
+        report = fit_profile(profile, gpus, store=self._store())
+        self._fits[profile.name] = report
         for e in report.engines:
             self.emit("info" if e.fits else "warn", f"fit {e.engine}: {e.verdict}", fits=e.fits)
         if report.fits:
@@ -173,7 +175,35 @@ class Stack:
         self.rig.state.update(last_good=ProfileRef.of(profile))
         self.front_door.route(profile)
         self.front_door.wait_ready()
+        self._record_measurements(profile)
         return result
+
+    @staticmethod
+    def _store():
+        from appliance import measured
+
+        return measured.open_store()
+
+    def _record_measurements(self, profile: Profile) -> None:
+        """What vLLM measured at this start (its log, `cache_config_info`), next to the prediction: the next
+        `check` of the same model on this card shows both and learns the overhead. Never fails a start."""
+        from appliance import http, measured
+
+        report = self._fits.get(profile.name)
+        if report is None:
+            return
+        store = self._store()
+        with http.client(timeout_s=2.0) as client:
+            for e, ef in zip(profile.engines, report.engines):
+                try:
+                    log_text = "\n".join(self.rig.runtime.logs(self.project(profile.name), e.label, tail=2000))
+                    probe = http.get(client, f"http://127.0.0.1:{e.port}/metrics")
+                    m = measured.record_start(store, ef, log_text=log_text, metrics_text=probe.body if probe.ok
+                                              else None)
+                except ApplianceError:
+                    continue
+                if m is not None:
+                    self.emit("info", f"{e.label}: vLLM measured {measured.describe(m)}")
 
     def _report_failure(self, result: StartResult) -> None:
         d = result.diagnosis
