@@ -15,7 +15,6 @@ same model on the same card corrects the estimated overhead and weights of the n
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 from appliance import cards, catalog, memory, vllm_spec

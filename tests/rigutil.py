@@ -84,9 +84,14 @@ def wait_local(key: str, timeout: float = 30) -> None:
     """Until the front door serves the alias `local` from the local engine again (after a switch, a fault)."""
     import time
 
+    import httpx
+
     deadline = time.time() + timeout
     while time.time() < deadline:
-        code, model_id, _ = chat(key)
+        try:
+            code, model_id, _ = chat(key)
+        except httpx.HTTPError:  # the front door itself may be restarting
+            code, model_id = None, None
         if code == 200 and model_id == f"local:local@{ENGINE_PORT}":
             return
         time.sleep(0.5)

@@ -9,6 +9,7 @@ from appliance.cli.benchcmd import cmd_bench
 from appliance.cli.demo import DEMO_PROFILE, cmd_demo, cmd_tui
 from appliance.cli.fitcheck import cmd_check, cmd_measurements, cmd_profiles, cmd_render
 from appliance.cli.rigcmds import cmd_down, cmd_logs, cmd_status, cmd_switch, cmd_up
+from appliance.cli.upkeep import cmd_apply, cmd_restore, cmd_service
 
 EPILOG = """\
 quick start:
@@ -106,6 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     rig_opts(p)
     p.add_argument("--strict", action="store_true", help="refuse to start when vLLM would warn about the profile (advice)")
     p.set_defaults(func=cmd_switch)
+
+    p = sub.add_parser("apply", help="apply edits of the running profile: changed engines drain and restart one "
+                       "at a time", description="Compares the profile file with what runs, restarts only the engines "
+                       "whose settings changed (each drains first: requests in flight finish, new ones take the "
+                       "fallback or wait), applies power limits after the drain; a failed engine starts again as it "
+                       "was. `switch` to the running profile does the same.")
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("--drain", type=float, default=60, metavar="S", help="grace for requests in flight (60)")
+    p.add_argument("--timeout", type=float, default=1800, metavar="S", help="give up starting after S seconds")
+    p.add_argument("--json", action="store_true")
+    rig_opts(p)
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("restore", help="after a reboot, a docker restart or a killed front door: power limits, "
+                       "front door, engines back as they were set", description="Re-applies the active profile's "
+                       "power limits, starts the front door if it is gone and routes the aliases to the engines "
+                       "again, starts the engines if they are gone, and finishes (or rolls back) a start that was "
+                       "interrupted. Run at boot by `appliance service install`.")
+    p.add_argument("--timeout", type=float, default=1800, metavar="S", help="give up starting after S seconds")
+    rig_opts(p)
+    p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("service", help="`service install`: a systemd unit that runs `appliance restore` at boot")
+    p.add_argument("action", choices=("install",))
+    p.add_argument("--dir", default="/etc/systemd/system", help="where to write appliance.service")
+    p.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+    rig_opts(p)
+    p.set_defaults(func=cmd_service)
 
     p = sub.add_parser("down", help="stop the engines (--all: and the proxy); restore the power limits")
     p.add_argument("--all", action="store_true", help="also stop the proxy")

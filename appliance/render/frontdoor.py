@@ -26,8 +26,9 @@ count_tokens), and everything else goes to LiteLLM:
   body bytes + max output tokens + 256 ≤ max_model_len (a token is at least one byte of the prompt). Larger
   ones go to LiteLLM, which sends them to the local engine (with timeouts as long as a long prefill needs) and,
   on vLLM's context-length error, to a context-window fallback with a larger window.
-- Switches: local servers start disabled; the Stack enables a server (runtime API) once its engine answers
-  /health, and sets it to drain before stopping it, so requests in flight finish and new ones take the fallback.
+- Switches: local servers of a profile not yet routed start disabled; the Stack enables a server (runtime API) once
+  its engine answers /health, and sets it to drain before stopping it, so requests in flight finish and new ones
+  take the fallback (or wait at the door, when the alias has none).
 """
 
 from __future__ import annotations
@@ -178,6 +179,10 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         # than stream_s means a hang) and whole responses (nothing until done: up to request_s). `timeout server`
         # is an inactivity timeout; a request that runs into it before any byte came back is retried on LiteLLM.
         # The streaming backend health-checks the engine; the others track that check.
+        # An engine of the routed profile is enabled in the file itself, so a restarted HAProxy (killed, a reboot,
+        # a docker restart) serves it again as soon as its health check passes; others start disabled and the
+        # Stack enables them once their engine answers /health.
+        off = "" if r.max_model_len is not None else " disabled"
         for backend, timeout, check in ((r.backend, settings.stream_s, True), (f"{r.backend}_full",
                                                                                settings.request_s, False)):
             lines += [
@@ -195,11 +200,11 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
                     "    http-check expect status 200",
                     f"    default-server inter {settings.check_interval_ms}ms fastinter 500ms downinter "
                     f"{settings.check_interval_ms}ms fall 1 rise 1",
-                    f"    server local 127.0.0.1:{r.port} check observe layer7 error-limit 1 on-error mark-down "
-                    "disabled",
+                    f"    server local 127.0.0.1:{r.port} check observe layer7 error-limit 1 on-error mark-down"
+                    + off,
                 ]
             else:
-                lines.append(f"    server local 127.0.0.1:{r.port} track {r.backend}/local disabled")
+                lines.append(f"    server local 127.0.0.1:{r.port} track {r.backend}/local" + off)
             # listed second, not as `backup`: `balance first` sends everything to `local` while it is up, and a
             # retried request (after a 5xx, a refused connection or a timeout before any byte) is redispatched
             # here — HAProxy does not redispatch to a backup while the failing one counts as up. LiteLLM gets the

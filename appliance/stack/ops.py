@@ -172,7 +172,10 @@ class Stack:
 
     def _started(self, profile: Profile, result: StartResult) -> StartResult:
         """A profile's engines are healthy: it is the last known good one, and the front door routes to it."""
+        from appliance.stack import upkeep
+
         self.rig.state.update(last_good=ProfileRef.of(profile))
+        upkeep.keep_running_copy(self, profile)
         self.front_door.route(profile)
         self.front_door.wait_ready()
         self._record_measurements(profile)
@@ -256,44 +259,70 @@ class Stack:
         if active is None or self.project(active.name) not in self.rig.runtime.projects():
             self.emit("info", "nothing is running: starting instead of switching")
             return self.up(profile, force=force, timeout_s=timeout_s, stall_s=stall_s, lan=lan)
-        if active.name == profile.name:
-            self.emit("info", f"{profile.name} is already the active profile")
-            return StartResult(profile.name, True, {})
+        if active.name == profile.name:  # the running profile, edited: apply the edits (engine by engine)
+            return self.apply(profile, timeout_s=timeout_s, stall_s=stall_s, drain_s=drain_s)
         old = self.active_profile()
         with self.rig.lock():
             self._preflight(profile, force, switching=old)
-            self.front_door.ensure(profile)
-            self.emit("info", f"switching {active.name} → {profile.name}; the proxy serves the aliases from their "
-                              "fallbacks meanwhile")
-            self.emit("info", f"draining {active.name}: requests in flight finish (up to {drain_s:.0f} s), new "
-                              "ones go to the fallbacks")
-            # A refusal (no root…) must come before anything stops, but the new limits only after the drain:
-            # the old engine serves its streams to the end at the speed it had.
-            self.power.probe(profile)
-            self.front_door.drain(old)
-            self._stop(active.name, timeout_s=int(drain_s) + 15)
-            state = self.rig.state.update(active=ProfileRef.of(profile), previous=active.name)
-            result = self._power_then_start(profile, timeout_s, stall_s)
-            if result.ok:
-                return self._started(profile, result)
-            self._report_failure(result)
-            self._stop(profile.name, timeout_s=10)
-            back = old if old is not None else self._load(state.last_good)
-            if back is None:
-                self.rig.state.update(active=None)
-                self.power.restore()
-                return result
-            return self._roll_back(back, profile, result, timeout_s, stall_s)
+            return self._replace(old, profile, timeout_s, stall_s, drain_s)
+
+    def _replace(self, old: Profile | None, profile: Profile, timeout_s: float, stall_s: float,
+                 drain_s: float) -> StartResult:
+        """Drain `old`, stop it, start `profile`; roll back to `old` (or the last good) when it fails."""
+        name = old.name if old else "(nothing)"
+        self.front_door.ensure(profile)
+        self.emit("info", f"switching {name} → {profile.name}; the proxy serves the aliases from their fallbacks "
+                          "meanwhile (or holds requests that have none)")
+        self.emit("info", f"draining {name}: requests in flight finish (up to {drain_s:.0f} s)")
+        # A refusal (no root…) must come before anything stops, but the new limits only after the drain:
+        # the old engine serves its streams to the end at the speed it had.
+        self.power.probe(profile)
+        self.front_door.drain(old)
+        if old is not None:
+            self._stop(old.name, timeout_s=int(drain_s) + 15)
+        state = self.rig.state.update(active=ProfileRef.of(profile), previous=old.name if old else None,
+                                      starting=profile.name)
+        result = self._power_then_start(profile, timeout_s, stall_s)
+        self.rig.state.update(starting=None)
+        if result.ok:
+            return self._started(profile, result)
+        self._report_failure(result)
+        self._stop(profile.name, timeout_s=10)
+        back = old if old is not None and old.name != profile.name else self._load(state.last_good)
+        if back is None or back.name == profile.name:
+            self.rig.state.update(active=None)
+            self.power.restore()
+            return result
+        return self._roll_back(back, profile, result, timeout_s, stall_s)
+
+    def apply(self, profile: Profile, *, timeout_s: float = DEFAULT_TIMEOUT_S, stall_s: float = DEFAULT_STALL_S,
+              drain_s: float | None = None) -> StartResult:
+        """Edits of the running profile, engine by engine with the same drain as a switch (appliance.stack.upkeep)."""
+        from appliance.stack import upkeep
+
+        return upkeep.apply(self, profile, timeout_s=timeout_s, stall_s=stall_s,
+                            drain_s=self.drain_s if drain_s is None else drain_s)
+
+    def restore(self, *, timeout_s: float = DEFAULT_TIMEOUT_S, stall_s: float = DEFAULT_STALL_S) -> list[str]:
+        """After a reboot, a docker restart, a killed front door or an interrupted command (appliance.stack.upkeep)."""
+        from appliance.stack import upkeep
+
+        return upkeep.restore(self, timeout_s=timeout_s, stall_s=stall_s)
 
     def _roll_back(self, back: Profile, failed: Profile, result: StartResult, timeout_s: float,
                    stall_s: float) -> StartResult:
         self.emit("rollback", f"rolling back to {back.name}: {failed.name} {result.failure} "
                               f"({result.diagnosis.title if result.diagnosis else 'no diagnosis'})",
                   to=back.name, failed=failed.name)
-        self.rig.state.update(active=ProfileRef.of(back))
+        self.rig.state.update(active=ProfileRef.of(back), starting=back.name)
         again = self._power_then_start(back, timeout_s, stall_s)
+        self.rig.state.update(starting=None)
         if again.ok:
+            self.front_door.ensure(back)  # LiteLLM back to the old profile's aliases and fallbacks
             self.front_door.route(back)
+            from appliance.stack import upkeep
+
+            upkeep.keep_running_copy(self, back)
         else:
             self._report_failure(again)
             self._stop(back.name, timeout_s=10)  # like a failed `up`: no exited project, the owner's limits back
