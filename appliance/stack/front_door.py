@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,6 +60,9 @@ class FrontDoor:
     def settings(self, profile: Profile | None, litellm_port: int | None = None) -> FrontDoorSettings:
         """Where the front door listens; LiteLLM on `litellm_port`, else on the one in service now."""
         ps = proxy_settings(profile, lan=self.rig.state.load().lan)
+        record = self.rig.state.load().proxy
+        if profile is None and record is not None:  # nothing runs: the door stays where agents know it
+            ps = replace(ps, port=record.port)
         if litellm_port is None:
             record = self.rig.state.load().proxy
             live = record.litellm_port if record and record.port == ps.port else None
@@ -166,6 +170,8 @@ class FrontDoor:
         files = {f.path.name: f for f in self._files(profile, self.routed(), fd)}
         render.Rendered(proxy_dir / new_config, files["litellm.yaml"].text).write()
         compose = self._compose(fd, (old.litellm_port, new_port))
+        # docker compose reads the file: both LiteLLMs in it while they overlap (written back to one below)
+        render.Rendered(proxy_dir / "compose.yaml", render.dump(compose)).write()
         rt.prepare(proxy_dir / "compose.yaml", compose, self.emit)
         rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         self._wait_litellm(new_port, new_name)
