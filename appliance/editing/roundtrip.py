@@ -196,8 +196,9 @@ def set_path(data: CommentedMap, parts: list, value: Any) -> None:
         node.pop(last, None)
         return
     old = node.get(last)
-    if isinstance(value, str) and isinstance(old, (DoubleQuotedScalarString, SingleQuotedScalarString)):
-        value = type(old)(value)  # keep the owner's quoting
+    if isinstance(old, (DoubleQuotedScalarString, SingleQuotedScalarString)) and \
+            isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        value = type(old)(str(value))  # the owner quoted it: text stays text (card: "3090"), quoted the same way
     node[last] = value
 
 
