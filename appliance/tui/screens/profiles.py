@@ -126,6 +126,10 @@ class ProfilesScreen(Screen):
         Binding("s", "switch", "Switch to"),
         Binding("t", "app.timeline", "Last switch"),
         Binding("r", "reload", "Reload"),
+        Binding("e", "edit", "Edit"),
+        Binding("n", "new", "New"),
+        Binding("c", "duplicate", "Duplicate"),
+        Binding("x,delete", "delete", "Delete"),
     ]
 
     def __init__(self, **kw) -> None:
@@ -247,3 +251,86 @@ class ProfilesScreen(Screen):
             return
         fr, _ = self.fits.get(e.name, (None, None))
         self.app.ask_switch(e.profile, fr, self.active)
+
+    # -- editing: new, duplicate, edit, delete (appliance.editing does the files) ----------------------------
+    def open_editor(self, path) -> None:
+        from appliance.tui.screens.editor import EditorScreen
+
+        self.app.push_screen(EditorScreen(path, self.active))
+
+    def _names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def action_edit(self) -> None:
+        from appliance.editing import store
+        from appliance.errors import ApplianceError
+
+        e = self.selected()
+        if e is None:
+            return
+        try:
+            path, copied = store.editable(e.path)
+        except ApplianceError as exc:
+            self.app.notify(exc.message, severity="error")
+            return
+        if e.profile is None:
+            self.app.notify(f"{path.name} does not load; fix it in your editor: appliance edit {e.name}",
+                            severity="error", timeout=8)
+            return
+        if copied is not None:
+            self.app.notify(f"{e.name} is shipped (read-only): editing your copy {path}", timeout=6)
+            self.action_reload()
+        self.open_editor(path)
+
+    def action_new(self, start: str | None = None, title: str = "New profile") -> None:
+        from appliance.tui.screens.editor_dialogs import NewProfileDialog
+
+        def done(req) -> None:
+            if req is not None:
+                self._create(req)
+
+        self.app.push_screen(NewProfileDialog(self._names(), start, title), done)
+
+    def action_duplicate(self) -> None:
+        e = self.selected()
+        if e is not None:
+            self.action_new(e.name, f"Duplicate {e.name}")
+
+    def _create(self, req) -> None:
+        from appliance.editing import create
+        from appliance.errors import ApplianceError
+
+        try:
+            path = create.new_profile(req.name, req.from_profile, req.model, req.card, req.gpu_count)
+        except ApplianceError as exc:
+            self.app.notify(exc.message + (f"\nfix: {exc.hint}" if exc.hint else ""), title="not created",
+                            severity="error", timeout=10)
+            return
+        self.action_reload()
+        self.open_editor(path)
+
+    def action_delete(self) -> None:
+        from appliance.editing import store
+        from appliance.tui.screens.editor_dialogs import ConfirmDialog
+
+        e = self.selected()
+        if e is None:
+            return
+        if store.is_shipped(e.path):
+            self.app.notify(f"{e.name} is a shipped profile (read-only); only your own profiles can be deleted",
+                            severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                from appliance.errors import ApplianceError
+
+                try:
+                    store.delete(e.path)
+                except ApplianceError as exc:
+                    self.app.notify(exc.message, severity="error")
+                    return
+                self.app.notify(f"deleted {e.path.name} (its last version is in {store.HISTORY_DIR}/)")
+                self.action_reload()
+
+        self.app.push_screen(ConfirmDialog(f"Delete your profile {e.name} ({e.path})?", "Delete (y)"), answer)
