@@ -154,7 +154,9 @@ def apply(knob: Knob, data, eng: int, raw: str) -> None:
     """Write a knob's typed value into the document (in place)."""
     value = parse(knob, raw)
     if not knob.kind.startswith("spec"):
-        roundtrip.set_path(data, knob.parts(eng), value)
+        from appliance.editing.store import TOP_LEVEL
+
+        roundtrip.set_path(data, knob.parts(eng), value, TOP_LEVEL if knob.scope == "top" else ())
         return
     sc = dict(_spec(data, eng))
     if knob.kind == "spec":

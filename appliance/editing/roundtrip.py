@@ -14,6 +14,7 @@ removes the key (every optional field then falls back to its default).
 from __future__ import annotations
 
 import difflib
+import functools
 import io
 from typing import Any
 
@@ -28,11 +29,9 @@ from appliance.errors import ProfileError
 REMOVE = object()  # value of an assignment that deletes the key
 
 
-def _yaml(text: str = "") -> YAML:
-    """A round-trip YAML instance set up like the text it will write (indentation guessed from the text)."""
-    y = YAML()
-    y.preserve_quotes = True
-    y.width = 4096  # never fold a long line the owner kept on one line
+@functools.lru_cache(maxsize=16)
+def _indent(text: str) -> tuple[int, int, int]:
+    """(mapping, sequence, offset) indentation of a text; cached, the editor renders the same file often."""
     indent, offset = 2, 2
     if text.strip():
         try:
@@ -41,8 +40,22 @@ def _yaml(text: str = "") -> YAML:
         except YAMLError:
             pass
     mapping = indent - offset if offset and indent > offset else indent
-    y.indent(mapping=mapping, sequence=max(indent, offset + 2), offset=offset)
+    return mapping, max(indent, offset + 2), offset
+
+
+def _yaml(text: str = "") -> YAML:
+    """A round-trip YAML instance set up like the text it will write (indentation guessed from the text)."""
+    y = YAML()
+    y.preserve_quotes = True
+    y.width = 4096  # never fold a long line the owner kept on one line
+    mapping, sequence, offset = _indent(text)
+    y.indent(mapping=mapping, sequence=sequence, offset=offset)
     return y
+
+
+@functools.lru_cache(maxsize=16)
+def _base(original: str) -> str:
+    return dump(load(original), original) if original.strip() else ""
 
 
 def load(text: str, file: str = "<profile>") -> Any:
@@ -63,7 +76,7 @@ def dump(data: Any, like: str = "") -> str:
 
 def render(original: str, data: Any) -> str:
     """The text of `data` with every line `original` has and the change leaves alone kept as it was."""
-    base = dump(load(original), original) if original.strip() else ""
+    base = _base(original)
     new = dump(data, original)
     return merge(original, base, new)
 
@@ -105,19 +118,18 @@ def merge(orig: str, base: str, new: str) -> str:
     merged = "".join(out)
     if merged and not merged.endswith("\n"):
         merged += "\n"
-    try:  # the merge must mean exactly what ruamel would have written
-        same = _plain(load(merged)) == _plain(load(new))
-    except ProfileError:
-        same = False
-    return merged if same else new
+    return merged if _same(merged, new) else new
 
 
-def _plain(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _plain(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_plain(v) for v in data]
-    return data
+def _same(a: str, b: str) -> bool:
+    """Both texts mean the same data (libyaml when there: this runs on every keystroke of the editor)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(a, Loader=loader) == yaml.load(b, Loader=loader)
+    except yaml.YAMLError:
+        return False
 
 
 # ------------------------------------------------------------------------------------------- assignments
@@ -163,8 +175,9 @@ def get_path(data: Any, parts: list) -> Any:
     return node
 
 
-def set_path(data: CommentedMap, parts: list, value: Any) -> None:
-    """Set (or with REMOVE delete) one value in place; missing mappings on the way are created."""
+def set_path(data: CommentedMap, parts: list, value: Any, order: tuple = ()) -> None:
+    """Set (or with REMOVE delete) one value in place; missing mappings on the way are created. A new key named
+    in `order` goes before the first existing key that `order` puts after it (else at the end)."""
     node: Any = data
     for depth, p in enumerate(parts[:-1]):
         here = _fmt(parts[: depth + 1])
@@ -195,6 +208,12 @@ def set_path(data: CommentedMap, parts: list, value: Any) -> None:
     if value is REMOVE:
         node.pop(last, None)
         return
+    if last not in node and last in order and isinstance(node, CommentedMap):
+        later = set(order[order.index(last) + 1:])
+        pos = next((i for i, k in enumerate(node) if k in later), None)
+        if pos is not None:
+            node.insert(pos, last, value)
+            return
     old = node.get(last)
     if isinstance(old, (DoubleQuotedScalarString, SingleQuotedScalarString)) and \
             isinstance(value, (str, int, float)) and not isinstance(value, bool):

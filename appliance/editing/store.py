@@ -207,7 +207,7 @@ def apply_assignments(data, assignments: list[str]) -> list[tuple[str, object, o
         parts = engine_path(data, roundtrip.split_path(key.strip()))
         value = roundtrip.parse_value(raw)
         old = roundtrip.get_path(data, parts)
-        roundtrip.set_path(data, parts, value)
+        roundtrip.set_path(data, parts, value, TOP_LEVEL if len(parts) == 1 else ())
         changes.append((".".join(map(str, parts)), old, None if value is roundtrip.REMOVE else value))
     return changes
 

@@ -9,7 +9,6 @@ offers the switch through the app's usual confirm-and-switch flow.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from rich.text import Text
@@ -27,6 +26,23 @@ from appliance.tui.widgets.fitview import diff_view, fit_view
 from appliance.tui.widgets.titlebar import TitleBar
 
 EDIT_DEBOUNCE_S = 0.3
+
+
+def replay(saved: str, path: Path, edits: list, extra: list):
+    """The saved file's document with the form's edits applied in order (values that do not parse are skipped:
+    their field shows why)."""
+    data = roundtrip.load(saved, str(path))
+    for (eng, knob_id), raw in edits:
+        try:
+            knobs.apply(knobs.BY_ID[knob_id], data, eng, raw)
+        except (ValueError, ApplianceError):
+            continue
+    for assignment in extra:
+        try:
+            store.apply_assignments(data, [assignment])
+        except ApplianceError:
+            continue
+    return data
 
 
 def _blank(value) -> str:
@@ -54,6 +70,10 @@ class EditorScreen(Screen):
         self._timer = None
         self._leave_armed = False
         self.typing_errors: dict[str, str] = {}
+        # the document to save is always the saved file with these edits replayed on it, so a field cleared
+        # while retyping does not lose its key's place or comment (self.data only mirrors them for the form)
+        self.edits: dict[tuple[int, str], str] = {}
+        self.extra: list[str] = []  # advanced `engines.N.option=value` assignments
 
     # -- layout ------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -132,7 +152,8 @@ class EditorScreen(Screen):
     def _show_head(self) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(str(self.data.get("name", self.path.stem)), style="bold")
-        t.append(f"  {self.path}", style="bright_black")
+        where = "shipped (read-only)" if store.is_shipped(self.path) else "your profile"
+        t.append(f"  {self.path.name} · {where}", style="bright_black")
         self.query_one("#editor-head", Static).update(t)
 
     # -- changes -------------------------------------------------------------------------------------
@@ -164,6 +185,7 @@ class EditorScreen(Screen):
             err.display = True
             return
         self.typing_errors.pop(knob_id, None)
+        self.edits[(self.eng, knob_id)] = raw
         err.display = False
         self._leave_armed = False
         if knob.kind == "spec":  # the tokens / draft model fields follow the method
@@ -178,8 +200,10 @@ class EditorScreen(Screen):
         err = self.query_one("#err-advanced", Static)
         if not text:
             return
+        assignment = f"engines.{self.eng}.{text}"
         try:
-            store.apply_assignments(self.data, [f"engines.{self.eng}.{text}"])
+            store.apply_assignments(self.data, [assignment])
+            self.extra.append(assignment)
         except ApplianceError as exc:
             err.update(Text(exc.message + (f" — {exc.hint}" if exc.hint else ""), style="red"))
             err.display = True
@@ -220,12 +244,13 @@ class EditorScreen(Screen):
 
     def _kick(self) -> None:
         self._timer = None
-        self._fit_worker(copy.deepcopy(self.data), self.saved)
+        self._fit_worker(self.saved, list(self.edits.items()), list(self.extra))
 
     @work(thread=True, exclusive=True, group="editor-fit", exit_on_error=False)
-    def _fit_worker(self, data, saved: str) -> None:
+    def _fit_worker(self, saved: str, edits: list, extra: list) -> None:
         from appliance.editing import benchinfo
 
+        data = replay(saved, self.path, edits, extra)
         result = live.live_fit(data, saved, self.path, fit=self.app.backend.fit)
         measured = None
         if result.ok:
@@ -267,6 +292,8 @@ class EditorScreen(Screen):
             self.app.notify(exc.message, title="not saved", severity="error", timeout=8)
             return
         self.saved = r.text
+        self.edits, self.extra = {}, []
+        self.data = roundtrip.load(self.saved, str(self.path))
         self._schedule(0)
         self.app.notify(f"saved {self.path.name} (the previous version is in {store.HISTORY_DIR}/)", timeout=4)
         try:
@@ -292,5 +319,6 @@ class EditorScreen(Screen):
             self.query_one("#k-engine", Select).value = (self.eng + step) % len(engines)
 
     def action_revert(self) -> None:
+        self.edits, self.extra = {}, []
         self.data = roundtrip.load(self.saved, str(self.path))
         self._reload_widgets()

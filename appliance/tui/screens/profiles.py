@@ -269,7 +269,7 @@ class ProfilesScreen(Screen):
         if e is None:
             return
         try:
-            path, copied = store.editable(e.path)
+            path, copied = store.editable(e.path if e.path.is_absolute() else e.path.stem)
         except ApplianceError as exc:
             self.app.notify(exc.message, severity="error")
             return
