@@ -216,7 +216,12 @@ def _snap_editor(snap_compare, size):
         n = editor.fits_done
         await retype(pilot, editor, "max_model_len", "16384")
         await fitted(pilot, editor, n)
+        from textual.widgets import Input
+
+        for field in editor.query(Input):
+            field.cursor_blink = False  # a blinking cursor would make the picture depend on timing
         editor.query_one("#k-max_model_len").focus()
+        pilot.app.clear_notifications()
         await pilot.pause()
 
     return snap_compare(ApplianceApp(FakeBackend(), clock=clock, interval_s=None), terminal_size=size, run_before=go)

@@ -278,7 +278,7 @@ class ProfilesScreen(Screen):
                             severity="error", timeout=8)
             return
         if copied is not None:
-            self.app.notify(f"{e.name} is shipped (read-only): editing your copy {path}", timeout=6)
+            self.app.notify(f"{e.name} is shipped (read-only): you are editing your own copy of it", timeout=6)
             self.action_reload()
         self.open_editor(path)
 
