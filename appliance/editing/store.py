@@ -55,7 +55,7 @@ def history(path: Path) -> list[Path]:
     return sorted(d.glob(f"{Path(path).stem}.*.yaml")) if d.is_dir() else []
 
 
-def _backup(path: Path) -> Path | None:
+def backup(path: Path) -> Path | None:
     if not path.is_file():
         return None
     d = paths.ensure_private_dir(path.parent / HISTORY_DIR)
@@ -87,7 +87,7 @@ def save_text(path: Path, text: str):
     profile = validate_text(text, path)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return profile
-    _backup(path)
+    backup(path)
     write_atomic(path, text)
     return profile
 
@@ -164,7 +164,7 @@ def delete(ref: str | Path) -> Path:
                            "only your own profiles (in " + str(paths.user_profiles_dir()) + ") can be deleted")
     if not path.is_file():
         raise ProfileError(f"{path}: no such file", "see `appliance profiles`")
-    _backup(path)
+    backup(path)
     path.unlink()
     return path
 
