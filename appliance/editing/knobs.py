@@ -203,3 +203,16 @@ def advanced_options(data, eng: int) -> dict:
     """The engine's options that have no knob of their own (shown and edited by name)."""
     e = roundtrip.get_path(data, ["engines", eng])
     return {k: v for k, v in e.items() if k not in SHOWN_ENGINE_KEYS} if isinstance(e, dict) else {}
+
+
+def yaml_text(value) -> str:
+    """A value as it reads in the file (true, [a, b], {k: v}), for showing options in one line."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {yaml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    return str(value)

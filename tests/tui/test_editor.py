@@ -233,3 +233,21 @@ def test_editor_snapshot_80x24(snap_compare):
 
 def test_editor_snapshot_160x48(snap_compare):
     assert _snap_editor(snap_compare, (160, 48))
+
+
+async def test_new_profile_dialog_keeps_its_input_on_an_error():
+    app = ApplianceApp(FakeBackend(), clock=clock, interval_s=None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await to_profiles(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press(*"x1", "tab", "tab", *"acme/unknown-7b", "enter")
+        await pilot.pause()
+        dlg = app.screen
+        assert isinstance(dlg, NewProfileDialog)
+        assert "nothing is known about model `acme/unknown-7b`" in str(dlg.query_one("#new-error").render())
+        assert not (paths.user_profiles_dir() / "x1.yaml").exists()
+        dlg.query_one("#new-model").value = "Qwen/Qwen2.5-7B-Instruct-AWQ"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, EditorScreen) and (paths.user_profiles_dir() / "x1.yaml").is_file()

@@ -69,6 +69,7 @@ class EditorScreen(Screen):
         self.fits_done = 0  # finished live fits (tests wait on it)
         self._timer = None
         self._leave_armed = False
+        self._other_errors: list[str] = []  # validation errors of fields without a knob
         self.typing_errors: dict[str, str] = {}
         # the document to save is always the saved file with these edits replayed on it, so a field cleared
         # while retyping does not lose its key's place or comment (self.data only mirrors them for the form)
@@ -142,6 +143,8 @@ class EditorScreen(Screen):
 
     def on_resize(self) -> None:
         self._layout_classes()
+        if self.result is not None:  # the bars are drawn for the panel's width
+            self.call_after_refresh(self._render_fit)
 
     def _layout_classes(self) -> None:
         self.set_class(self.app.size.width < 110, "-narrow")
@@ -218,7 +221,7 @@ class EditorScreen(Screen):
         t = Text()
         for k, v in opts.items():
             t.append(f"  {k}: ", style="bright_black")
-            t.append(f"{v}\n")
+            t.append(knobs.yaml_text(v) + "\n")
         if not opts:
             t.append("  (no other options; set one above, `name=null` removes it)", style="bright_black")
         self.query_one("#advanced-list", Static).update(t)
@@ -270,10 +273,15 @@ class EditorScreen(Screen):
             err.display = k.id in at
             if k.id in at:
                 err.update(Text(at[k.id], style="red"))
-        width = self.query_one("#editor-side").size.width or 40
-        self.query_one("#editor-fit", Static).update(fit_view(result, measured, width - 2, rest))
+        self._other_errors = rest
+        self._render_fit()
         self.query_one("#editor-diff", Static).update(diff_view(result.diff))
         self.set_class(bool(result.diff), "-dirty")
+
+    def _render_fit(self) -> None:
+        width = self.query_one("#editor-side").size.width or 40
+        self.query_one("#editor-fit", Static).update(fit_view(self.result, self.measured, width - 3,
+                                                              self._other_errors))
 
     # -- save, leave ---------------------------------------------------------------------------------------
     def action_save(self) -> None:

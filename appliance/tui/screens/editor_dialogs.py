@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Static
 
+from appliance.errors import ApplianceError
+
 FROM_MODEL = "__model__"
 
 
@@ -28,20 +30,31 @@ def model_suggestions() -> list[str]:
     """Catalog models and the ids of models in the local Hugging Face cache."""
     from appliance import catalog
 
+    from appliance.profile import available_files
+
     out = set(catalog.known_models())
+    for f in available_files():  # the ids the profiles use, spelled as on Hugging Face
+        try:
+            out.update(ln.split("model:", 1)[1].strip() for ln in f.read_text().splitlines()
+                       if ln.strip().startswith("model:"))
+        except OSError:
+            continue
     for cache in catalog.hf_cache_dirs():
         if cache.is_dir():
             out.update(d.name[len("models--"):].replace("--", "/") for d in cache.glob("models--*"))
     return sorted(out)
 
 
-class NewProfileDialog(ModalScreen[NewRequest | None]):
-    """Name, and what to start from: one of the profiles, or a model (catalog, HF cache, folder, models.yaml)."""
+class NewProfileDialog(ModalScreen):
+    """Name, and what to start from: one of the profiles, or a model (catalog, HF cache, folder, models.yaml).
+    `create(NewRequest)` makes the file; its error stays in the dialog so the user can correct the input."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, profile_names: list[str], start: str | None = None, title: str = "New profile", **kw):
+    def __init__(self, profile_names: list[str], start: str | None = None, title: str = "New profile",
+                 create=None, **kw):
         super().__init__(**kw)
+        self.create = create or (lambda req: req)
         self.profile_names = profile_names
         self.start = start
         self.title_text = title
@@ -102,15 +115,21 @@ class NewProfileDialog(ModalScreen[NewRequest | None]):
             err.update(Text("give the new profile a name", style="red"))
             return
         if source != FROM_MODEL:
-            self.dismiss(NewRequest(name, from_profile=str(source)))
+            req = NewRequest(name, from_profile=str(source))
+        else:
+            model = self.query_one("#new-model", Input).value.strip()
+            if not model:
+                err.update(Text("type a model id (→ completes) or a folder", style="red"))
+                return
+            count = int(self.query_one("#new-count", Input).value or "1")
+            req = NewRequest(name, model=model, card=str(self.query_one("#new-card", Select).value),
+                             gpu_count=max(1, count))
+        try:
+            result = self.create(req)
+        except ApplianceError as exc:
+            err.update(Text(exc.message + (f"\nfix: {exc.hint}" if exc.hint else ""), style="red"))
             return
-        model = self.query_one("#new-model", Input).value.strip()
-        if not model:
-            err.update(Text("type a model id (Tab completes) or a folder", style="red"))
-            return
-        count = int(self.query_one("#new-count", Input).value or "1")
-        self.dismiss(NewRequest(name, model=model, card=str(self.query_one("#new-card", Select).value),
-                                gpu_count=max(1, count)))
+        self.dismiss(result)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -123,13 +123,13 @@ def detail(entry, fr, fit_err, active) -> Group:
 
 class ProfilesScreen(Screen):
     BINDINGS = [
-        Binding("s", "switch", "Switch to"),
-        Binding("t", "app.timeline", "Last switch"),
-        Binding("r", "reload", "Reload"),
+        Binding("s", "switch", "Switch"),
         Binding("e", "edit", "Edit"),
         Binding("n", "new", "New"),
-        Binding("c", "duplicate", "Duplicate"),
+        Binding("c", "duplicate", "Copy"),
         Binding("x,delete", "delete", "Delete"),
+        Binding("t", "app.timeline", "Last switch"),
+        Binding("r", "reload", "Reload"),
     ]
 
     def __init__(self, **kw) -> None:
@@ -285,29 +285,24 @@ class ProfilesScreen(Screen):
     def action_new(self, start: str | None = None, title: str = "New profile") -> None:
         from appliance.tui.screens.editor_dialogs import NewProfileDialog
 
-        def done(req) -> None:
-            if req is not None:
-                self._create(req)
+        def done(path) -> None:
+            if path is not None:
+                self.action_reload()
+                self.open_editor(path)
 
-        self.app.push_screen(NewProfileDialog(self._names(), start, title), done)
+        self.app.push_screen(NewProfileDialog(self._names(), start, title, create=self._create), done)
 
     def action_duplicate(self) -> None:
         e = self.selected()
         if e is not None:
             self.action_new(e.name, f"Duplicate {e.name}")
 
-    def _create(self, req) -> None:
+    @staticmethod
+    def _create(req):
+        """The new file (ApplianceError: the dialog shows it and stays open)."""
         from appliance.editing import create
-        from appliance.errors import ApplianceError
 
-        try:
-            path = create.new_profile(req.name, req.from_profile, req.model, req.card, req.gpu_count)
-        except ApplianceError as exc:
-            self.app.notify(exc.message + (f"\nfix: {exc.hint}" if exc.hint else ""), title="not created",
-                            severity="error", timeout=10)
-            return
-        self.action_reload()
-        self.open_editor(path)
+        return create.new_profile(req.name, req.from_profile, req.model, req.card, req.gpu_count)
 
     def action_delete(self) -> None:
         from appliance.editing import store

@@ -68,11 +68,16 @@ def fit_view(lf, measured, width: int = 40, other_errors: list[str] | None = Non
         t.append(f"{e.max_concurrency_at_max_len:.1f} × {e.max_model_len:,} at once", style=style)
         parts.append(t)
     bar_w = max(10, width - 26)
+    groups: dict[tuple, list] = {}  # GPUs used alike share one bar (4 × 3090 under one TP engine: one line)
     for g in r.gpus:
+        key = (g.memory_bytes, g.weights_bytes, g.kv_bytes, g.overhead_bytes, g.used_by_others_bytes)
+        groups.setdefault(key, []).append(g)
+    for same in groups.values():
+        g = same[0]
         used = g.weights_bytes + g.kv_bytes + g.overhead_bytes + g.used_by_others_bytes
-        t = Text(f"GPU {g.index:<2}", no_wrap=True, overflow="crop")
-        t.append_text(vram_bar(g, bar_w))
-        t.append(f" {fmt.gib(used)}/{fmt.gib(g.memory_bytes)} GiB")
+        t = Text(f"GPU {fmt.gpu_range([x.index for x in same]):<4}", no_wrap=True, overflow="crop")
+        t.append_text(vram_bar(g, bar_w - 2))
+        t.append(f" {fmt.gib(used)}/{fmt.gib(g.memory_bytes)} GiB" + (" each" if len(same) > 1 else ""))
         parts.append(t)
     parts.append(legend())
     for e in r.engines:
