@@ -154,10 +154,12 @@ def apply(knob: Knob, data, eng: int, raw: str) -> None:
     """Write a knob's typed value into the document (in place)."""
     value = parse(knob, raw)
     if not knob.kind.startswith("spec"):
-        from appliance.editing.store import TOP_LEVEL
+        from appliance.editing.store import ENGINE_ORDER, TOP_LEVEL
 
-        roundtrip.set_path(data, knob.parts(eng), value, TOP_LEVEL if knob.scope == "top" else ())
+        roundtrip.set_path(data, knob.parts(eng), value, TOP_LEVEL if knob.scope == "top" else ENGINE_ORDER)
         return
+    from appliance.editing.store import ENGINE_ORDER
+
     sc = dict(_spec(data, eng))
     if knob.kind == "spec":
         tokens = sc.get("num_speculative_tokens") or 2
@@ -169,7 +171,7 @@ def apply(knob: Knob, data, eng: int, raw: str) -> None:
                "draft": {"model": sc.get("model") or "", "num_speculative_tokens": tokens}}[value]
         if spec_mode(sc) == value:
             return
-        roundtrip.set_path(data, ["engines", eng, "speculative_config"], roundtrip.flow(new))
+        roundtrip.set_path(data, ["engines", eng, "speculative_config"], roundtrip.flow(new), ENGINE_ORDER)
         return
     if not sc:
         return  # tokens / draft model only mean something with a method

@@ -21,6 +21,12 @@ from appliance.errors import ProfileError
 HISTORY_KEEP = 20
 HISTORY_DIR = ".history"
 TOP_LEVEL = ("name", "description", "gpus", "card", "power_limit_w", "engines", "proxy")
+# where a new engine key goes: the order the shipped profiles use (model facts, then sizing, then features)
+ENGINE_ORDER = ("name", "aliases", "port", "image", "gpus", "model", "served_model_name", "quantization",
+                "tensor_parallel_size", "pipeline_parallel_size", "max_model_len", "max_num_seqs",
+                "max_num_batched_tokens", "gpu_memory_utilization", "dtype", "kv_cache_dtype",
+                "enable_prefix_caching", "enable_chunked_prefill", "enable_auto_tool_choice", "tool_call_parser",
+                "reasoning_parser", "speculative_config", "env")
 
 
 def is_shipped(path: Path) -> bool:
@@ -207,7 +213,8 @@ def apply_assignments(data, assignments: list[str]) -> list[tuple[str, object, o
         parts = engine_path(data, roundtrip.split_path(key.strip()))
         value = roundtrip.parse_value(raw)
         old = roundtrip.get_path(data, parts)
-        roundtrip.set_path(data, parts, value, TOP_LEVEL if len(parts) == 1 else ())
+        order = TOP_LEVEL if len(parts) == 1 else ENGINE_ORDER if len(parts) == 3 and parts[0] == "engines" else ()
+        roundtrip.set_path(data, parts, value, order)
         changes.append((".".join(map(str, parts)), old, None if value is roundtrip.REMOVE else value))
     return changes
 
