@@ -251,3 +251,24 @@ async def test_new_profile_dialog_keeps_its_input_on_an_error():
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, EditorScreen) and (paths.user_profiles_dir() / "x1.yaml").is_file()
+
+
+async def test_saving_the_running_profile_offers_to_apply_a_power_change_now():
+    backend = FakeBackend()  # runs rtx3090x4-two-tier
+    app = ApplianceApp(backend, clock=clock, interval_s=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_profiles(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        editor = app.screen
+        await fitted(pilot, editor, 0)
+        n = editor.fits_done
+        await retype(pilot, editor, "power", "230")
+        await fitted(pilot, editor, n)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and "apply the power limit 230 W" in str(
+            app.screen.query_one("Static").render())
+        await pilot.press("y")
+        await settle(pilot)
+        assert backend.power_calls == [230] and backend.switched_to == []

@@ -309,10 +309,29 @@ class EditorScreen(Screen):
         except Exception:  # noqa: BLE001 - the profiles screen may not exist yet
             pass
         if self.active is not None and self.active.name == profile.name:
-            self.app.notify(f"{profile.name} is running: the change takes effect at its next start "
-                            "(power: w on the dashboard sets it now)", timeout=8)
+            self._running_changed(profile)
             return
         self.app.ask_switch(profile, r.report, self.active)
+
+    def _running_changed(self, profile) -> None:
+        """The running profile was saved: a power-only change can be applied now (the dashboard's power
+        control); anything else takes effect at the profile's next start."""
+        from appliance.tui.diff import profile_diff
+        from appliance.tui.screens.editor_dialogs import ConfirmDialog
+
+        changed = {k.split(".")[0] for k, _, _ in profile_diff(self.active, profile)}
+        watts = profile.power_limit_w
+        if changed == {"power_limit_w"} and isinstance(watts, int):
+            def answer(yes: bool | None) -> None:
+                if yes:
+                    self.app.set_power(watts)
+
+            self.app.push_screen(ConfirmDialog(f"{profile.name} is running: apply the power limit {watts} W "
+                                               "now?", "Apply (y)"), answer)
+        else:
+            self.app.notify(f"{profile.name} is running: the change takes effect at its next start "
+                            "(switch to another profile and back, or `appliance up`)", timeout=8)
+        self.active = profile
 
     def action_back(self) -> None:
         if self.result is not None and self.result.diff and not self._leave_armed:
