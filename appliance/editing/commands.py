@@ -110,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ApplianceError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  fix: {exc.hint}", file=sys.stderr)
+    except ApplianceError as exc:  # as the CLI prints it: `error: message` and `  fix: hint`
+        print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
