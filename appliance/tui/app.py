@@ -47,9 +47,9 @@ class ApplianceApp(App):
         Binding("d", "mode('dashboard')", "Dashboard"),
         Binding("p", "mode('profiles')", "Profiles"),
         Binding("l", "mode('logs')", "Logs"),
-        Binding("b", "mode('bench')", "Bench"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("b", "mode('bench')", "Bench"),  # after Help and Quit: those stay visible at 80 columns
         Binding("t", "timeline", "Last switch", show=False),
         Binding("D", "demo", "Demo", show=False),
     ]
