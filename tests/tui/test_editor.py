@@ -272,3 +272,39 @@ async def test_saving_the_running_profile_offers_to_apply_a_power_change_now():
         await pilot.press("y")
         await settle(pilot)
         assert backend.power_calls == [230] and backend.switched_to == []
+
+
+async def test_a_profile_that_does_not_load_opens_with_the_error_at_its_field():
+    from appliance.tui.backend import ProfileEntry
+
+    d = paths.user_profiles_dir()
+    d.mkdir(parents=True)
+    broken = d / "broken.yaml"
+    text = (paths.SHIPPED_PROFILES_DIR / "rtx4090-qwen25-14b-agent.yaml").read_text()
+    broken.write_text(text.replace("name: rtx4090-qwen25-14b-agent", "name: broken").replace(
+        "kv_cache_dtype: fp8", "kv_cache_dtype: fp9"))
+    from appliance.errors import ProfileError
+    from appliance.profile import load_profile
+
+    try:
+        load_profile(broken)
+    except ProfileError as exc:
+        error = exc
+    app = ApplianceApp(FakeBackend(), clock=clock, interval_s=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        profiles = await to_profiles(pilot)
+        profiles._show_entries([ProfileEntry(broken, None, error)], None)
+        await pilot.pause()
+        await pilot.press("e")
+        await settle(pilot)
+        editor = app.screen
+        assert isinstance(editor, EditorScreen)
+        await fitted(pilot, editor, 0)
+        err = editor.query_one("#err-kv_cache_dtype")
+        assert err.display and "fp9" in str(err.render())
+        editor.query_one("#k-kv_cache_dtype").value = "fp8"
+        await fitted(pilot, editor, editor.fits_done)
+        assert editor.result.ok and not err.display
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "kv_cache_dtype: fp8" in broken.read_text() and load_profile(broken).name == "broken"

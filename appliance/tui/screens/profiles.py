@@ -273,10 +273,17 @@ class ProfilesScreen(Screen):
         except ApplianceError as exc:
             self.app.notify(exc.message, severity="error")
             return
-        if e.profile is None:
-            self.app.notify(f"{path.name} does not load; fix it in your editor: appliance edit {e.name}",
-                            severity="error", timeout=8)
-            return
+        if e.profile is None:  # the editor shows what is wrong at the field, if the YAML itself parses
+            from appliance.editing import roundtrip
+
+            try:
+                ok = isinstance(roundtrip.load(path.read_text(encoding="utf-8"), str(path)), dict)
+            except (ApplianceError, OSError):
+                ok = False
+            if not ok:
+                self.app.notify(f"{path.name} is not a YAML mapping; fix it in a text editor: appliance edit "
+                                f"{e.name}", severity="error", timeout=8)
+                return
         if copied is not None:
             self.app.notify(f"{e.name} is shipped (read-only): you are editing your own copy of it", timeout=6)
             self.action_reload()
