@@ -2,7 +2,10 @@
 
 Stdlib only: the fit check uses it for `--gpu NAME`, and the simulated rig (which runs inside a bare python
 image) uses it for its physics. Memory is what `nvmlDeviceGetMemoryInfo().total` reports (a little under the
-marketing number); power limits are the board defaults of the reference cards.
+marketing number); `visible` is what CUDA itself reports as the total (cudaMemGetInfo, the number vLLM
+multiplies by gpu_memory_utilization), read from vLLM's "Free memory on device (free/total GiB)" startup lines
+where a published log shows it, else None (then NVML total − 0.5 GiB is assumed). Power limits are the board
+defaults of the reference cards.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class Card:
     power_max_w: int
     idle_w: int  # typical idle draw with a model loaded
     arch: str  # ampere, ada, blackwell, hopper
+    visible_bytes: int | None = None  # CUDA's total (cudaMemGetInfo), when a published log shows it
 
     @property
     def memory_gib(self) -> float:
@@ -35,25 +39,28 @@ class Card:
         return self.arch in ("ada", "hopper", "blackwell")
 
 
-def _c(key, name, mib, bw, default_w, min_w, max_w, idle_w, arch) -> Card:
-    return Card(key, name, mib * MIB, bw, default_w, min_w, max_w, idle_w, arch)
+def _c(key, name, mib, bw, default_w, min_w, max_w, idle_w, arch, visible_gib: float | None = None) -> Card:
+    return Card(key, name, mib * MIB, bw, default_w, min_w, max_w, idle_w, arch,
+                int(visible_gib * GIB) if visible_gib else None)
 
 
 CARDS: dict[str, Card] = {
     c.key: c
     for c in (
         _c("3060", "NVIDIA GeForce RTX 3060", 12288, 360, 170, 100, 170, 15, "ampere"),
-        _c("3090", "NVIDIA GeForce RTX 3090", 24576, 936, 350, 100, 350, 22, "ampere"),
+        _c("3090", "NVIDIA GeForce RTX 3090", 24576, 936, 350, 100, 350, 22, "ampere", 23.56),
         _c("3090-ti", "NVIDIA GeForce RTX 3090 Ti", 24564, 1008, 450, 100, 450, 25, "ampere"),
         _c("4060-ti-16", "NVIDIA GeForce RTX 4060 Ti", 16380, 288, 165, 100, 165, 10, "ada"),
-        _c("4090", "NVIDIA GeForce RTX 4090", 24564, 1008, 450, 150, 450, 25, "ada"),
-        _c("5090", "NVIDIA GeForce RTX 5090", 32607, 1792, 575, 400, 575, 30, "blackwell"),
+        _c("4080", "NVIDIA GeForce RTX 4080", 16376, 716, 320, 150, 320, 12, "ada", 15.99),
+        _c("4090", "NVIDIA GeForce RTX 4090", 24564, 1008, 450, 150, 450, 25, "ada", 23.52),
+        _c("5090", "NVIDIA GeForce RTX 5090", 32607, 1792, 575, 400, 575, 30, "blackwell", 31.36),
         _c("a4000", "NVIDIA RTX A4000", 16376, 448, 140, 100, 140, 12, "ampere"),
-        _c("l40s", "NVIDIA L40S", 46068, 864, 350, 100, 350, 35, "ada"),
-        _c("a100-40", "NVIDIA A100-SXM4-40GB", 40960, 1555, 400, 100, 400, 50, "ampere"),
-        _c("a100-80", "NVIDIA A100-SXM4-80GB", 81920, 2039, 400, 100, 400, 55, "ampere"),
-        _c("h100-80", "NVIDIA H100 80GB HBM3", 81559, 3350, 700, 200, 700, 70, "hopper"),
-        _c("h200", "NVIDIA H200", 143771, 4800, 700, 200, 700, 75, "hopper"),
+        _c("l4", "NVIDIA L4", 23034, 300, 72, 40, 72, 16, "ada"),
+        _c("l40s", "NVIDIA L40S", 46068, 864, 350, 100, 350, 35, "ada", 44.42),
+        _c("a100-40", "NVIDIA A100-SXM4-40GB", 40960, 1555, 400, 100, 400, 50, "ampere", 39.49),
+        _c("a100-80", "NVIDIA A100-SXM4-80GB", 81920, 2039, 400, 100, 400, 55, "ampere", 79.25),
+        _c("h100-80", "NVIDIA H100 80GB HBM3", 81559, 3350, 700, 200, 700, 70, "hopper", 79.18),
+        _c("h200", "NVIDIA H200", 143771, 4800, 700, 200, 700, 75, "hopper", 139.81),
     )
 }
 
@@ -64,9 +71,11 @@ _ALIASES = {
     "rtx3090ti": "3090-ti",
     "4060ti": "4060-ti-16",
     "4060-ti": "4060-ti-16",
+    "rtx4080": "4080",
     "rtx4090": "4090",
     "rtx5090": "5090",
     "rtxa4000": "a4000",
+    "nvidial4": "l4",
     "a100": "a100-80",
     "a10040": "a100-40",
     "a100-40gb": "a100-40",
@@ -110,3 +119,20 @@ def by_nvml_name(name: str) -> Card | None:
             if best is None or len(card.key) > len(best.key):
                 best = card
     return best
+
+
+def visible_bytes(name: str, nvml_bytes: int) -> tuple[int, str]:
+    """(bytes CUDA reports as total, how it is known) for a GPU NVML names `name` with `nvml_bytes`:
+    'measured' from a published log of that card, else 'estimated' (NVML − 0.5 GiB, the gap on measured cards
+    ranges 0.44–0.75 GiB)."""
+    card = by_nvml_name(name) if name else None
+    if card and card.visible_bytes and abs(card.memory_bytes - nvml_bytes) <= 256 * MIB:
+        return card.visible_bytes, "measured"
+    return max(0, nvml_bytes - GIB // 2), "estimated"
+
+
+def nvlink(name: str) -> bool:
+    """Whether GPUs of this name are normally joined by NVLink/NVSwitch (SXM and HBM data-centre parts), which
+    makes vLLM's tensor-parallel NCCL buffers larger; PCIe cards (GeForce, L4/L40S, RTX A/Ada) are not."""
+    up = name.upper()
+    return any(k in up for k in ("SXM", "HBM3", "H200", "H100 80GB", "B200", "B100", "GB200", "GH200"))

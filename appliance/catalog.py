@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from appliance import memory
 from appliance.errors import ProfileError
 
 
@@ -46,6 +47,12 @@ class Arch:
     mtp_layers: int = 0  # native multi-token-prediction layers (each holds a KV cache when MTP is on)
     experts: int = 0  # MoE: experts per layer (all of them must be resident)
     source: str = "catalog"
+    moe_intermediate: int = 0  # MoE: intermediate size of one expert
+    experts_per_tok: int = 0  # MoE: experts each token is routed to
+    shared_intermediate: int = 0  # MoE: intermediate size of the shared expert(s), 0 when none
+    extra_params: int = 0  # parameters outside the decoder stack (vision tower, projector), kept 16-bit
+    qkv_bias: bool = False
+    num_parameters: int | None = None  # stated (models.yaml) or known (hybrids); else counted from the shape
 
     @property
     def embedding_params(self) -> int:
@@ -62,14 +69,26 @@ class Checkpoint:
     quant_method: str | None  # None = unquantized (dtype), else vLLM's quantization name
     weight_bits: float  # bits per quantized weight (16 for unquantized)
     weights_bytes_exact: int | None = None  # from the safetensors index when read from the HF cache
+    group_size: int = 128  # 4-bit quantization group
+    weights_stated: bool = False  # weights_bytes_exact came from models.yaml, not from the safetensors index
 
     @property
     def source(self) -> str:
         return self.arch.source
 
+    @property
+    def weights_provenance(self) -> str:
+        """'exact' (safetensors index), 'stated' (models.yaml weights_bytes or num_parameters) or 'estimated'."""
+        if self.weights_bytes_exact:
+            return "stated" if self.weights_stated else "exact"
+        return "stated" if self.arch.num_parameters and self.arch.source != "catalog" else "estimated"
+
 
 def _a(family, params_b, layers, hidden, intermediate, heads, kv_heads, head_dim, vocab, tied, max_pos, **kw) -> Arch:
     kv_layers = kw.pop("kv_layers", layers)
+    kw.setdefault("qkv_bias", family == "qwen2")
+    if kv_layers < layers:  # hybrid: the linear-attention layers are not counted from the shape
+        kw.setdefault("num_parameters", int(params_b * 1e9))
     return Arch(family, params_b, layers, kv_layers, hidden, intermediate, heads, kv_heads, head_dim, vocab, tied,
                 max_pos, **kw)
 
@@ -99,7 +118,8 @@ ARCHS: dict[str, Arch] = {
     "mistral-7b-instruct-v0.3": _a("mistral", 7.25, 32, 4096, 14336, 32, 8, 128, 32768, False, 32768),
     "mistral-nemo-instruct-2407": _a("mistral", 12.25, 40, 5120, 14336, 32, 8, 128, 131072, False, 131072),
     "phi-3-mini-4k-instruct": _a("phi3", 3.82, 32, 3072, 8192, 32, 32, 96, 32064, False, 4096),
-    "mixtral-8x7b-instruct-v0.1": _a("mixtral", 46.7, 32, 4096, 14336, 32, 8, 128, 32000, False, 32768, experts=8),
+    "mixtral-8x7b-instruct-v0.1": _a("mixtral", 46.7, 32, 4096, 14336, 32, 8, 128, 32000, False, 32768, experts=8,
+                                     moe_intermediate=14336, experts_per_tok=2),
     "deepseek-r1-distill-qwen-14b": _a("qwen2", 14.77, 48, 5120, 13824, 40, 8, 128, 152064, False, 131072),
     "deepseek-r1-distill-qwen-32b": _a("qwen2", 32.76, 64, 5120, 27648, 40, 8, 128, 152064, False, 131072),
     "deepseek-r1-distill-llama-70b": _a("llama", 70.55, 80, 8192, 28672, 64, 8, 128, 128256, False, 131072),
@@ -190,8 +210,23 @@ def _find_in_hf_cache(model_id: str) -> Path | None:
     return None
 
 
+def _vision_params(config: dict) -> int:
+    """Parameters of a vision tower described in `vision_config` (ViT: attention 4·h², MLP 2·h·i per layer),
+    plus its projector into the language model; kept in 16 bit by every quantization vLLM loads."""
+    vc = config.get("vision_config")
+    if not isinstance(vc, dict):
+        return 0
+    h = int(vc.get("hidden_size") or vc.get("embed_dim") or 0)
+    i = int(vc.get("intermediate_size") or 4 * h)
+    n = int(vc.get("num_hidden_layers") or vc.get("depth") or 0)
+    text = config.get("text_config") or {}
+    out = int(text.get("hidden_size") or config.get("hidden_size") or h)
+    return n * (4 * h * h + 2 * h * i) + h * out + out * out
+
+
 def arch_from_config(config: dict, source: str) -> Arch:
-    """An Arch from a Hugging Face config.json (text config of multimodal models included)."""
+    """An Arch from a Hugging Face config.json (text config of multimodal models included). `num_parameters`
+    may be stated (models.yaml) when the shape does not tell the whole story."""
     text = config.get("text_config") or config.get("llm_config") or config
     get = lambda k, d=None: text.get(k, config.get(k, d))  # noqa: E731
     layers = int(get("num_hidden_layers"))
@@ -208,13 +243,40 @@ def arch_from_config(config: dict, source: str) -> Arch:
     vocab = int(get("vocab_size"))
     inter = int(get("intermediate_size") or 4 * hidden)
     tied = bool(get("tie_word_embeddings", False))
-    params = (layers * (4 * hidden * hidden + 3 * hidden * inter) + vocab * hidden * (1 if tied else 2)) / 1e9
-    return Arch(
-        family=str(get("model_type", "unknown")), params_b=round(params, 2), layers=layers, kv_layers=kv_layers,
+    experts = int(get("num_local_experts") or get("num_experts") or get("n_routed_experts") or 0)
+    moe_inter = int(get("moe_intermediate_size") or (inter if experts else 0))
+    stated = get("num_parameters")
+    arch = Arch(
+        family=str(get("model_type", "unknown")), params_b=0.0, layers=layers, kv_layers=kv_layers,
         hidden=hidden, intermediate=inter, heads=heads, kv_heads=kv_heads, head_dim=head_dim, vocab=vocab,
         tied_embeddings=tied, max_position=int(get("max_position_embeddings") or 4096),
         dtype=str(get("torch_dtype") or get("dtype") or "bfloat16"), mla=bool(get("kv_lora_rank")),
-        mtp_layers=int(get("num_nextn_predict_layers") or get("mtp_num_hidden_layers") or 0), source=source)
+        mtp_layers=int(get("num_nextn_predict_layers") or get("mtp_num_hidden_layers") or 0), experts=experts,
+        source=source, moe_intermediate=moe_inter if experts else 0,
+        experts_per_tok=int(get("num_experts_per_tok") or get("moe_topk") or (2 if experts else 0)),
+        shared_intermediate=int(get("shared_expert_intermediate_size") or 0) * (1 if experts else 0),
+        extra_params=_vision_params(config), qkv_bias=bool(get("attention_bias", get("model_type") == "qwen2")),
+        num_parameters=int(stated) if stated else None)
+    linear, other = memory.param_counts(arch)
+    return replace(arch, params_b=round((arch.num_parameters or linear + other) / 1e9, 2))
+
+
+def _quant_from_config(config: dict) -> tuple[str | None, float, int]:
+    """(vLLM quantization method, bits per quantized weight, group size) from config.json."""
+    qc = config.get("quantization_config") or config.get("compression_config") or {}
+    method = qc.get("quant_method")
+    group = int(qc.get("group_size") or qc.get("q_group_size") or 128)
+    bits = qc.get("bits") or qc.get("w_bit")
+    if bits is None and method == "compressed-tensors":
+        groups = qc.get("config_groups") or {}
+        for g in groups.values():
+            w = (g or {}).get("weights") or {}
+            if w.get("num_bits"):
+                bits, group = w["num_bits"], int(w.get("group_size") or group)
+                break
+    if bits is None:
+        bits = 8 if method and "fp8" in str(method) else 16 if not method else 4
+    return method, float(bits), group
 
 
 def _from_hf_cache(model_id: str) -> Checkpoint | None:
@@ -227,9 +289,7 @@ def _from_hf_cache(model_id: str) -> Checkpoint | None:
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise ProfileError(f"{snap / 'config.json'}: cannot read the model's config ({exc})",
                            "re-download the model or remove the broken snapshot from the Hugging Face cache") from exc
-    qc = config.get("quantization_config") or {}
-    method = qc.get("quant_method")
-    bits = float(qc.get("bits") or qc.get("w_bit") or (8 if method and "fp8" in method else 16 if not method else 4))
+    method, bits, group = _quant_from_config(config)
     exact = None
     index = snap / "model.safetensors.index.json"
     if index.is_file():
@@ -237,7 +297,7 @@ def _from_hf_cache(model_id: str) -> Checkpoint | None:
             exact = int(json.loads(index.read_text())["metadata"]["total_size"])
         except (OSError, ValueError, KeyError, TypeError):
             exact = None
-    return Checkpoint(model_id, arch, method, bits, exact)
+    return Checkpoint(model_id, arch, method, bits, exact, group)
 
 
 def _user_models() -> dict[str, dict]:
@@ -271,7 +331,16 @@ def _from_user(model_id: str) -> Checkpoint | None:
                            "give num_hidden_layers, num_attention_heads, num_key_value_heads, hidden_size, "
                            "intermediate_size, vocab_size (as in the model's config.json)") from exc
     quant = entry.get("quant_method")
-    return Checkpoint(model_id, arch, quant, float(entry.get("bits", 16 if not quant else 4)))
+    bits, group = float(entry.get("bits", 16 if not quant else 4)), int(entry.get("group_size", 128))
+    if not quant and isinstance(entry.get("quantization_config"), dict):  # pasted from config.json
+        quant, bits, group = _quant_from_config(entry)
+    stated = entry.get("weights_bytes")
+    try:
+        stated = int(float(stated)) if stated is not None else None
+    except (TypeError, ValueError) as exc:
+        raise ProfileError(f"{path}: {model_id}: weights_bytes {stated!r} is not a number",
+                           "give the checkpoint's size in bytes, e.g. weights_bytes: 16060522496") from exc
+    return Checkpoint(model_id, arch, quant, bits, stated, group, weights_stated=bool(stated))
 
 
 def lookup(model_id: str, *, use_hf_cache: bool = True) -> Checkpoint | None:
@@ -315,20 +384,8 @@ def with_quantization(ckpt: Checkpoint, quantization: str | None) -> Checkpoint:
 
 
 def weights_bytes(ckpt: Checkpoint) -> int:
-    """Bytes of weights on the GPUs (all ranks together).
-
-    Quantized layers take `weight_bits` plus group scales (4-bit: one 16-bit scale + zero per 128 weights);
-    embeddings and lm_head stay 16-bit. E.g. Qwen2.5-14B-Instruct-AWQ → 10.1 GB (the seed says 10.2 GB).
-    """
+    """Bytes of weights on the GPUs (all ranks together): the safetensors index (or the owner's
+    `weights_bytes`) when known, else counted from the shape (appliance.memory.estimated_weights_bytes)."""
     if ckpt.weights_bytes_exact:
         return ckpt.weights_bytes_exact
-    arch = ckpt.arch
-    total = int(arch.params_b * 1e9)
-    embed = arch.embedding_params
-    body = max(total - embed, 0)
-    if ckpt.quant_method is None or ckpt.weight_bits >= 16:
-        return total * 2
-    per_weight = ckpt.weight_bits / 8
-    if ckpt.weight_bits <= 4.5:
-        per_weight += 2.5 / 128  # group-128 scale + packed zero point
-    return int(embed * 2 + body * per_weight)
+    return memory.estimated_weights_bytes(ckpt.arch, ckpt.quant_method, ckpt.weight_bits, ckpt.group_size)

@@ -1,24 +1,27 @@
 """Pure: Profile + GPUs → FitReport. Will it fit in VRAM, how much KV cache is left, and what to change if not.
 
-The model of memory follows vLLM V1 (techref §1.7):
-  budget per GPU   = gpu_memory_utilization × total memory
-  KV available     = budget − weights on this GPU − overhead (CUDA context, activations at
-                     max_num_batched_tokens, CUDA graphs, per-sequence state of linear-attention layers)
+The model of memory is appliance.memory (vLLM V1's own arithmetic, calibrated on published startup logs):
+  budget per GPU   = gpu_memory_utilization × the memory CUDA reports (a little under NVML's total)
+  KV available     = budget − weights on this GPU − overhead (peak activation of the profiling pass,
+                     non-torch memory, CUDA graphs from vLLM 0.21, per-sequence state of linear-attention layers)
   KV bytes / token = 2 × KV layers × KV heads per TP rank × head dim × bytes of the KV dtype   (per GPU)
 vLLM starts when one request of max_model_len fits in the KV cache; it runs max_num_seqs requests of full
 length at once only if max_model_len × max_num_seqs fits too. Both are reported; the first decides `fits`.
+
+Every report says which inputs were exact and which estimated (`inputs`, `confidence`). With a store of
+measurements (appliance.measured) the check also shows what vLLM measured on this rig, and a start of the
+same model on the same card corrects the estimated overhead and weights of the next prediction.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
-from appliance import catalog
+from appliance import cards, catalog, memory, vllm_spec
+from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
+from appliance.memory import BLOCK, KV_DTYPE_BYTES, default_batch_limits, kv_bytes_per_token
 from appliance.profile import Engine, Profile
-
-from appliance.memory import BLOCK, KV_DTYPE_BYTES, default_batch_limits, kv_bytes_per_token, overhead_bytes
 
 @dataclass(frozen=True)
 class GPU:
@@ -28,10 +31,17 @@ class GPU:
     name: str
     memory_bytes: int
     used_bytes: int = 0  # memory held by other processes right now (from NVML), 0 when unknown
+    visible_bytes: int | None = None  # what CUDA reports as total, when known (else from the card table)
 
     @classmethod
     def from_card(cls, index: int, card: Card) -> "GPU":
-        return cls(index, card.name, card.memory_bytes)
+        return cls(index, card.name, card.memory_bytes, visible_bytes=card.visible_bytes)
+
+    def visible(self) -> tuple[int, str]:
+        """(CUDA total, 'measured' | 'estimated')."""
+        if self.visible_bytes:
+            return self.visible_bytes, "measured"
+        return cards.visible_bytes(self.name, self.memory_bytes)
 
 
 @dataclass
@@ -58,6 +68,18 @@ class EngineFit:
     verdict: str
     fixes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    vllm_version: str = ""
+    visible_bytes_per_gpu: int = 0  # what CUDA reports as total on the smallest GPU
+    activation_bytes_per_gpu: int = 0
+    non_torch_bytes_per_gpu: int = 0
+    cudagraph_bytes_per_gpu: int = 0
+    # how each input is known: config, weights, card_memory, overhead → "exact" | "stated" | "measured on this
+    # rig" | "estimated" | "built-in catalog"
+    inputs: dict = field(default_factory=dict)
+    confidence: str = ""  # one line: "exact inputs" or what was estimated
+    measured: dict | None = None  # last measured on this rig for the same model, card, vLLM and settings
+    gpu_name: str = ""  # the smallest of the engine's GPUs, as NVML names it (the store's card key)
+    settings: dict = field(default_factory=dict)  # resolved settings (appliance.measured.SETTING_KEYS)
 
 
 @dataclass
@@ -81,6 +103,7 @@ class FitReport:
     engines: list[EngineFit]
     gpus: list[GPUUse]
     problems: list[str] = field(default_factory=list)
+    measurements_problem: str | None = None  # the store of measurements was unreadable and was ignored
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +142,8 @@ def _spec_is_mtp(engine: Engine) -> bool:
     return method == "mtp" or method.endswith("_mtp")
 
 
-def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cache: bool = True) -> EngineFit:
+def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cache: bool = True,
+               store=None) -> EngineFit:
     ckpt = catalog.lookup(engine.model, use_hf_cache=use_hf_cache)
     if ckpt is None:
         raise UnknownModel(engine.model)
@@ -135,38 +159,59 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
                      f"pipeline_parallel_size {pp}); GPUs available to it: {have}")
         return _impossible(engine, ckpt, egpus, raise_msg,
                            [f"run on a machine with {engine.gpu_count} GPUs or lower tensor_parallel_size"])
-    smallest = min(egpus, key=lambda g: g.memory_bytes - g.used_bytes)
+    smallest = min(egpus, key=lambda g: g.visible()[0] - g.used_bytes)
+    visible, visible_how = smallest.visible()
     util = engine.gpu_memory_utilization or 0.9
-    budget = int(math.ceil(smallest.memory_bytes * util))
+    version = _engine_vllm_version(engine)
     weights = catalog.weights_bytes(ckpt)
     weights_gpu = int(weights / (tp * pp))
     d_seqs, d_batched = default_batch_limits(smallest.memory_bytes, smallest.name)
     max_seqs = engine.max_num_seqs or d_seqs
     batched = engine.max_num_batched_tokens or d_batched
     max_len = engine.max_model_len or arch.max_position
-    overhead = overhead_bytes(arch, tp, pp, max_seqs, batched, bool(engine.option("enforce_eager")))
+    eager = bool(engine.option("enforce_eager"))
+    spec_mtp = _spec_is_mtp(engine) and bool(arch.mtp_layers)
+    nvlink = cards.nvlink(smallest.name)
+    knobs = dict(util=util, tp=tp, pp=pp, max_num_seqs=max_seqs, max_num_batched_tokens=batched,
+                 kv_cache_dtype=engine.kv_cache_dtype, enforce_eager=eager, vllm_version=version, spec_mtp=spec_mtp,
+                 nvlink=nvlink, sampler=memory.default_sampler(version))
+    inputs = _inputs(ckpt, visible_how)
+    measured_overhead = None
+    last = None
+    settings = measured_mod.settings_of(engine, max_len, max_seqs, batched, util)
+    if store is not None:
+        last = store.latest(engine.model, smallest.name, vllm_version=version, settings=settings)
+        learned = measured_mod.learned(store, engine.model, smallest.name, tp=tp, pp=pp, vllm_version=version)
+        if learned is not None:
+            weights_gpu, residual = _learn(learned, arch, visible, weights_gpu, nvlink)
+            if residual is not None:
+                measured_overhead = residual + memory.overhead_bytes(
+                    arch, tp, pp, max_seqs, batched, eager, vllm_version=version, nvlink=nvlink,
+                    sampler=memory.default_sampler(version))
+                inputs["overhead"] = "measured on this rig"
+            if learned.weights_bytes:
+                inputs["weights"] = "measured on this rig"
+    p = memory.plan(arch, weights_gpu, visible, overhead=measured_overhead, **knobs)
+    budget, overhead, available, per_token = p.budget, p.overhead, p.kv, p.kv_bytes_per_token
     if arch.state_bytes_per_seq:
         notes.append(f"hybrid model: {arch.kv_layers} of {arch.layers} layers keep a growing KV cache; the others "
                      f"hold a fixed state of {arch.state_bytes_per_seq / 2**20:.0f} MiB per sequence")
-    spec_mtp = _spec_is_mtp(engine)
-    if spec_mtp and arch.mtp_layers:
+    if spec_mtp:
         notes.append(f"MTP speculative decoding adds {arch.mtp_layers} KV layer(s)")
-    per_token = kv_bytes_per_token(arch, tp, engine.kv_cache_dtype, pp, spec_mtp and bool(arch.mtp_layers))
     kv_dtype = engine.kv_cache_dtype or "auto"
-    available = budget - weights_gpu - overhead
     others = smallest.used_bytes
-    if others and smallest.memory_bytes - others < budget:
+    if others and visible - others < budget:
         notes.append(f"GPU {smallest.index} has {others / GIB:.1f} GiB in use by other processes; vLLM needs "
                      f"{budget / GIB:.1f} GiB free at start")
-    kv_tokens = max(0, available // per_token // BLOCK * BLOCK) if available > 0 else 0
+    kv_tokens = p.kv_tokens
     demand = max_len * max_seqs * per_token
     conc = kv_tokens / max_len if max_len else 0.0
-    fits = available > 0 and kv_tokens >= max_len and (not others or smallest.memory_bytes - others >= budget)
+    fits = available > 0 and kv_tokens >= max_len and (not others or visible - others >= budget)
     full = fits and kv_tokens >= max_len * max_seqs
     gib = lambda b: f"{b / GIB:.1f} GiB"  # noqa: E731
     if available <= 0:
         verdict = (f"does not fit: weights {gib(weights_gpu)} + overhead {gib(overhead)} per GPU exceed the "
-                   f"{gib(budget)} budget (gpu_memory_utilization {util} × {gib(smallest.memory_bytes)}); "
+                   f"{gib(budget)} budget (gpu_memory_utilization {util} × {gib(visible)} CUDA can use); "
                    "vLLM stops with \"No available memory for the cache blocks\"")
         fixes += _weight_fixes(engine, ckpt, weights_gpu, overhead, budget, smallest, egpus)
     elif kv_tokens < max_len:
@@ -182,19 +227,67 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     else:
         verdict = (f"fits: {kv_tokens} tokens of KV cache, {conc:.1f} requests of max_model_len {max_len} at once "
                    f"(max_num_seqs {max_seqs})")
-    if others and smallest.memory_bytes - others < budget:
+    if others and visible - others < budget:
         fits = full = False
-        verdict = (f"does not fit right now: GPU {smallest.index} has {gib(smallest.memory_bytes - others)} free, "
+        verdict = (f"does not fit right now: GPU {smallest.index} has {gib(visible - others)} free, "
                    f"the engine asks for {gib(budget)}")
         fixes.insert(0, f"stop what else runs on GPU {smallest.index}, or lower gpu_memory_utilization to "
-                        f"{max(0.05, (smallest.memory_bytes - others) / smallest.memory_bytes - 0.01):.2f}")
+                        f"{max(0.05, (visible - others) / visible - 0.01):.2f}")
     return EngineFit(
         engine=engine.label, model=engine.model, model_source=ckpt.source, gpus=[g.index for g in egpus],
         tensor_parallel_size=tp, weights_bytes=weights, weights_bytes_per_gpu=weights_gpu,
         overhead_bytes_per_gpu=overhead, budget_bytes_per_gpu=budget, available_kv_bytes=max(0, available),
         kv_bytes_per_token=per_token, kv_dtype=kv_dtype, max_model_len=max_len, max_num_seqs=max_seqs,
         kv_cache_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=round(conc, 2), fits=fits,
-        full_concurrency_fits=full, verdict=verdict, fixes=fixes, notes=notes)
+        full_concurrency_fits=full, verdict=verdict, fixes=fixes, notes=notes, vllm_version=version,
+        visible_bytes_per_gpu=visible, activation_bytes_per_gpu=p.activation, non_torch_bytes_per_gpu=p.non_torch,
+        cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs),
+        measured=_measured_view(last, kv_tokens, max(0, available)) if last else None, gpu_name=smallest.name,
+        settings=settings)
+
+
+def _engine_vllm_version(engine: Engine) -> str:
+    """The engine image's tag when it names a version (vllm/vllm-openai:v0.19.0 → 0.19.0), else the pinned one."""
+    tag = engine.image.rsplit(":", 1)[-1] if ":" in engine.image.split("/")[-1] else ""
+    tag = tag.lstrip("v")
+    return tag if tag[:1].isdigit() else vllm_spec.VLLM_VERSION
+
+
+def _inputs(ckpt, visible_how: str) -> dict:
+    src = ckpt.source
+    config = ("built-in catalog" if src == "catalog" else "stated in models.yaml" if src.endswith("models.yaml")
+              else "exact (config.json in the Hugging Face cache)")
+    return {"config": config, "weights": ckpt.weights_provenance, "card_memory": visible_how,
+            "overhead": "estimated"}
+
+
+def _confidence(inputs: dict) -> str:
+    guessed = [k.replace("_", " ") for k, v in inputs.items() if v == "estimated"]
+    if inputs["config"] == "built-in catalog":
+        guessed.insert(0, "config (built-in catalog)")
+    return "exact inputs" if not guessed else "estimated: " + ", ".join(guessed)
+
+
+def _learn(m, arch, visible: int, weights_gpu: int, nvlink: bool) -> tuple[int, int]:
+    """(weights per GPU, what the overhead estimate missed) from a start of this model on this card: the next
+    prediction uses the measured weights and the estimate for its own settings plus that residual."""
+    s = m.settings
+    est_then = memory.overhead_bytes(arch, int(s.get("tensor_parallel_size", 1)),
+                                     int(s.get("pipeline_parallel_size", 1)), int(s["max_num_seqs"]),
+                                     int(s["max_num_batched_tokens"]), bool(s.get("enforce_eager")),
+                                     vllm_version=m.vllm_version, nvlink=nvlink,
+                                     sampler=m.sampler or memory.default_sampler(m.vllm_version))
+    measured_then = m.overhead_bytes(visible)
+    return (m.weights_bytes or weights_gpu), (None if measured_then is None else measured_then - est_then)
+
+
+def _measured_view(m, predicted_tokens: int, predicted_kv: int) -> dict:
+    """'predicted / last measured on this rig' for the report."""
+    return {"kv_cache_tokens": m.kv_cache_tokens, "kv_cache_bytes": m.kv_cache_bytes,
+            "weights_bytes_per_gpu": m.weights_bytes, "vllm_version": m.vllm_version, "measured_at": m.measured_at,
+            "predicted_kv_cache_tokens": predicted_tokens, "predicted_kv_cache_bytes": predicted_kv,
+            "error": (round((predicted_tokens - m.kv_cache_tokens) / m.kv_cache_tokens, 4)
+                      if m.kv_cache_tokens else None)}
 
 
 def _impossible(engine: Engine, ckpt, egpus, msg: str, fixes: list[str]) -> EngineFit:
@@ -236,7 +329,7 @@ def _kv_fixes(engine: Engine, kv_tokens: int, per_token: int, max_len: int, seqs
 def _weight_fixes(engine: Engine, ckpt, weights_gpu, overhead, budget, smallest: GPU, egpus) -> list[str]:
     fixes = []
     need = weights_gpu + overhead
-    util_needed = need / smallest.memory_bytes
+    util_needed = need / smallest.visible()[0]
     if util_needed < 0.97:
         fixes.append(f"raise gpu_memory_utilization to {min(0.97, util_needed + 0.04):.2f}")
     if ckpt.weight_bits >= 16:
@@ -248,12 +341,13 @@ def _weight_fixes(engine: Engine, ckpt, weights_gpu, overhead, budget, smallest:
     return fixes
 
 
-def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True) -> FitReport:
+def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True, store=None) -> FitReport:
+    """`store`: an appliance.measured.Store; None keeps the check pure (predictions only)."""
     engines: list[EngineFit] = []
     problems: list[str] = []
     for engine in profile.engines:
         try:
-            engines.append(fit_engine(profile, engine, gpus, use_hf_cache=use_hf_cache))
+            engines.append(fit_engine(profile, engine, gpus, use_hf_cache=use_hf_cache, store=store))
         except UnknownModel as exc:
             problems.append(f"engine {engine.label}: nothing is known about model {exc.model}: download it (its "
                             "config.json is then read from the Hugging Face cache) or describe it in "
@@ -273,10 +367,11 @@ def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True)
         o = sum(e.overhead_bytes_per_gpu for e in on)
         b = sum(e.budget_bytes_per_gpu for e in on)
         kv = sum(e.available_kv_bytes for e in on)
+        free = g.visible()[0] - g.used_bytes
         uses.append(GPUUse(g.index, g.name, g.memory_bytes, g.used_bytes, [e.engine for e in on], w, o, kv, b,
-                           g.memory_bytes - g.used_bytes - b))
-        if b > g.memory_bytes - g.used_bytes:
-            problems.append(f"GPU {g.index}: engines ask for {b / GIB:.1f} GiB, "
-                            f"{(g.memory_bytes - g.used_bytes) / GIB:.1f} GiB is free")
+                           free - b))
+        if b > free:
+            problems.append(f"GPU {g.index}: engines ask for {b / GIB:.1f} GiB, {free / GIB:.1f} GiB is free")
     fits = bool(engines) and not problems and all(e.fits for e in engines)
-    return FitReport(profile.name, fits, engines, uses, problems)
+    return FitReport(profile.name, fits, engines, uses, problems,
+                     measurements_problem=getattr(store, "problem", None) if store is not None else None)

@@ -33,6 +33,7 @@ class RequestResult:
     itl_s: list[float] = field(default_factory=list)
     error: str | None = None
     model_id: str | None = None  # x-litellm-model-id when through the proxy
+    held_ms: int = 0  # how long the front door held it waiting for an engine (x-appliance-held-ms)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -60,6 +61,7 @@ async def stream_chat(client, base_url: str, api_key: str | None, model: str, pr
     try:
         async with client.stream("POST", f"{base_url}/chat/completions", json=body, headers=headers) as r:
             res.model_id = r.headers.get("x-litellm-model-id")
+            res.held_ms = int(r.headers.get("x-appliance-held-ms") or 0)
             if r.status_code != 200:
                 text = (await r.aread()).decode("utf-8", "replace")
                 res.error = f"HTTP {r.status_code}: {text[:200]}"

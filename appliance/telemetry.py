@@ -16,6 +16,24 @@ from appliance.gpu.base import GPUReading
 HISTORY = 300  # samples kept for plots (5 minutes at 1 Hz)
 
 
+class Series:
+    """The names of the bounded histories the sampler keeps — spelled here only."""
+
+    RIG_GEN_TPS = "rig:gen_tps"
+
+    @staticmethod
+    def engine_gen_tps(engine: str) -> str:
+        return f"engine:{engine}:gen_tps"
+
+    @staticmethod
+    def engine_prompt_tps(engine: str) -> str:
+        return f"engine:{engine}:prompt_tps"
+
+    @staticmethod
+    def gpu_power_w(index: int) -> str:
+        return f"gpu:{index}:power_w"
+
+
 @dataclass(frozen=True)
 class EngineSnap:
     name: str
@@ -44,7 +62,7 @@ class ProxySnap:
 @dataclass(frozen=True)
 class Snapshot:
     t: float
-    rig: str  # "sim" | "nvml"
+    rig: str  # what the rig is ("GPU rig", "simulated rig")
     profile: str | None
     gpus: tuple[GPUReading, ...]
     engines: tuple[EngineSnap, ...]
@@ -64,13 +82,15 @@ class Snapshot:
 class Sampler:
     """Samples never overlap (callers run `sample()` from one worker); previous scrapes give the rates."""
 
-    def __init__(self, stack, probe_timeout_s: float = 1.5, proxy_every_s: float = 1.0):
+    def __init__(self, stack, probe_timeout_s: float = 1.5, proxy_every_s: float = 1.0, http_client=None):
+        """`stack` gives the rig's parts (GPUs, runtime) and the active profile; `http_client` (an httpx.Client)
+        is the HTTP boundary — made here with short timeouts unless a test passes its own."""
         self.stack = stack
         self.timeout = probe_timeout_s
         self.proxy_every_s = proxy_every_s  # LiteLLM's metrics page is large: the TUI reads it every few seconds
         self._proxy_last: tuple[float, ProxySnap | None] = (0.0, None)
         self._prev: dict[str, metrics.Scrape] = {}
-        self._client = None
+        self._client = http_client
         self.history: dict[str, metrics.History] = {}
 
     def _http(self):
@@ -130,8 +150,8 @@ class Sampler:
                             self._prev[e.label] = scrape
                         except ValueError:
                             warnings.append(f"{e.label}: /metrics could not be parsed")
-                self._hist(f"engine:{e.label}:gen_tps", t, stats.generation_tps)
-                self._hist(f"engine:{e.label}:prompt_tps", t, stats.prompt_tps)
+                self._hist(Series.engine_gen_tps(e.label), t, stats.generation_tps)
+                self._hist(Series.engine_prompt_tps(e.label), t, stats.prompt_tps)
                 uptime = t - st.started_at if st and st.started_at and st.status == "running" else None
                 engines.append(EngineSnap(
                     name=e.label, port=e.port, model=e.model, aliases=tuple(e.aliases),
@@ -143,10 +163,10 @@ class Sampler:
         power = sum(g.power_w for g in gpus if g.index in used and g.power_w is not None) if used else None
         gen = sum(e.stats.generation_tps or 0 for e in engines) if engines else None
         for g in gpus:
-            self._hist(f"gpu:{g.index}:power_w", t, g.power_w)
-        self._hist("rig:gen_tps", t, gen)
+            self._hist(Series.gpu_power_w(g.index), t, g.power_w)
+        self._hist(Series.RIG_GEN_TPS, t, gen)
         return Snapshot(
-            t=t, rig=rig.gpus().kind if gpus else ("sim" if rig.sim else "nvml"),
+            t=t, rig=rig.label,
             profile=profile.name if profile else None, gpus=gpus, engines=tuple(engines), proxy=proxy,
             warnings=tuple(warnings), power_w=power, generation_tps=gen,
             tokens_per_joule=metrics.tokens_per_joule(gen, power),
@@ -155,10 +175,10 @@ class Sampler:
     def _proxy(self) -> ProxySnap | None:
         from appliance import http
 
-        state = self.stack.rig.load_state().get("proxy")
+        state = self.stack.rig.state.load().proxy
         if not state:
             return None
-        url = f"http://127.0.0.1:{state['port']}"
+        url = f"http://127.0.0.1:{state.port}"
         probe = http.get(self._http(), f"{url}/health/liveliness")
         snap = ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
                                                                       "no answer"), healthy=probe.ok)
@@ -171,7 +191,7 @@ class Sampler:
             return replace(last, status=snap.status, healthy=snap.healthy)
         from appliance import secrets
 
-        litellm = f"http://127.0.0.1:{state.get('litellm_port', state['port'])}"
+        litellm = f"http://127.0.0.1:{state.litellm_port}"
         try:
             r = self._http().get(f"{litellm}/metrics/", headers={"Authorization": f"Bearer {secrets.master_key()}"})
             scrape = metrics.parse(r.text, time.time(), metrics.LITELLM_METRICS) if r.status_code == 200 else None
@@ -179,8 +199,8 @@ class Sampler:
             scrape = None
         if scrape is not None:
             snap = proxy_counts(snap, scrape)
-        if state.get("socket"):
-            snap = frontdoor_counts(snap, state["socket"], self.stack)
+        if state.socket:
+            snap = frontdoor_counts(snap, state.socket, self.stack)
         self._proxy_last = (time.time(), snap)
         return snap
 
@@ -212,7 +232,7 @@ def frontdoor_counts(snap: ProxySnap, sock: str, stack) -> ProxySnap:
 
     from appliance import frontdoor
     from appliance.errors import ApplianceError
-    from appliance.render.frontdoor import backend_name
+    from appliance.render.plan import backend_name
 
     try:
         c = frontdoor.counts(Path(sock))

@@ -35,13 +35,14 @@ def soak(streams: int, seconds: float, switches: int, log=print, drain_s: int = 
 
     from appliance import http, load, secrets
     from appliance.profile import load_profile
-    from appliance.stack import Rig, Stack
+    from appliance.rig import simulated_rig
+    from appliance.stack import Stack
 
     tmp = Path(tempfile.mkdtemp(prefix="appliance-soak-"))
     rigutil.write_profiles(tmp / "profiles", max_num_seqs=64, first_token_s=30)
     saved = dict(os.environ)
     os.environ.update(rigutil.rig_env(tmp))
-    stack = Stack(Rig(sim=True, runtime="process"), lambda e: log(f"  [{e.kind}] {e.message}")
+    stack = Stack(simulated_rig(runtime="process"), lambda e: log(f"  [{e.kind}] {e.message}")
                   if e.kind in ("fail", "rollback", "done", "warn") else None, drain_s=drain_s)
     results: list = []
     switch_log: list = []

@@ -33,9 +33,10 @@ sys.path.insert(0, str(REPO))
 CHILD = """
 import sys
 sys.path.insert(0, {repo!r})
-from appliance.stack import Rig, Stack
+from appliance.rig import simulated_rig
+from appliance.stack import Stack
 from appliance.tui.app import run_app
-run_app(Stack(Rig(sim=True, runtime="process")), demo=True)
+run_app(Stack(simulated_rig(runtime="process")), demo=True)
 """
 
 
@@ -89,9 +90,10 @@ def main() -> int:
     from appliance import secrets
     from appliance.load import BackgroundTraffic
     from appliance.profile import load_profile
-    from appliance.stack import Rig, Stack
+    from appliance.rig import simulated_rig
+    from appliance.stack import Stack
 
-    stack = Stack(Rig(sim=True, runtime="process"))
+    stack = Stack(simulated_rig(runtime="process"))
     profile = load_profile(args.profile)
     print(f"starting {profile.name} on a simulated rig in {home} …", file=sys.stderr)
     traffic = None
@@ -101,7 +103,7 @@ def main() -> int:
         if not res.ok:
             print(f"the rig did not start: {res.reason}", file=sys.stderr)
             return 1
-        port = stack.rig.load_state()["proxy"]["port"]
+        port = stack.rig.state.load().proxy.port
         traffic = BackgroundTraffic(f"http://127.0.0.1:{port}/v1", secrets.master_key(),
                                     profile.engines[0].aliases[0], concurrency=args.agents).start()
         time.sleep(3)

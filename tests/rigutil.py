@@ -84,9 +84,14 @@ def wait_local(key: str, timeout: float = 30) -> None:
     """Until the front door serves the alias `local` from the local engine again (after a switch, a fault)."""
     import time
 
+    import httpx
+
     deadline = time.time() + timeout
     while time.time() < deadline:
-        code, model_id, _ = chat(key)
+        try:
+            code, model_id, _ = chat(key)
+        except httpx.HTTPError:  # the front door itself may be restarting
+            code, model_id = None, None
         if code == 200 and model_id == f"local:local@{ENGINE_PORT}":
             return
         time.sleep(0.5)
@@ -104,13 +109,14 @@ def running_rig(tmp: Path, profile: str = "alpha", extra_env: dict | None = None
     """A simulated rig (processes + the real front door) with the test profiles, started with `profile`;
     the environment is restored and everything stopped afterwards."""
     from appliance.profile import load_profile
-    from appliance.stack import Rig, Stack
+    from appliance.rig import simulated_rig
+    from appliance.stack import Stack
 
     write_profiles(tmp / "profiles")
     saved = dict(os.environ)
     os.environ.update(rig_env(tmp))
     os.environ.update(extra_env or {})
-    stack = Stack(Rig(sim=True, runtime="process"), **stack_kw)
+    stack = Stack(simulated_rig(runtime="process"), **stack_kw)
     try:
         assert stack.up(load_profile(profile)).ok
         yield stack

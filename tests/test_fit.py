@@ -133,7 +133,9 @@ def test_check_json_keys(profile):
 
 
 def test_check_gpu_argument_and_exit_code():
-    out = subprocess.run([sys.executable, "-m", "appliance", "check", "rtx3090x4-qwen35-27b", "--gpu", "12"],
+    # 8 GiB cards: the calibrated overhead (issue 15) lets 4 × 12 GiB hold one 262k request (299k tokens of KV),
+    # so the "does not fit" leg of this test needs a card that really is too small.
+    out = subprocess.run([sys.executable, "-m", "appliance", "check", "rtx3090x4-qwen35-27b", "--gpu", "8"],
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 1 and "DOES NOT FIT" in out.stdout
     out = subprocess.run([sys.executable, "-m", "appliance", "check", "rtx3090x4-qwen35-27b", "--gpu", "h200x4"],
@@ -142,3 +144,17 @@ def test_check_gpu_argument_and_exit_code():
     out = subprocess.run([sys.executable, "-m", "appliance", "check", "rtx3090x4-qwen35-27b", "--gpu", "gtx9090"],
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 2 and "unknown card" in out.stderr
+
+
+@pytest.mark.parametrize("gpu,count,name", [("4090", 4, "RTX 4090"), ("rtx4090", 4, "RTX 4090"),
+                                            ("RTX 4090", 4, "RTX 4090"), ("3090x4", 4, "RTX 3090"),
+                                            ("4x3090", 4, "RTX 3090"), ("24GiB", 4, "24 GiB"),
+                                            ("2x24GB", 2, "24 GB")])
+def test_check_reads_gpu_as_owners_type_it(gpu, count, name):
+    """The README's own `appliance check PROFILE --gpu 4090` (once broken: "4090 GiB is not a GPU memory size")."""
+    out = subprocess.run([sys.executable, "-m", "appliance", "check", "rtx3090x4-qwen35-27b", "--gpu", gpu, "--json"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode in (0, 1), out.stderr
+    data = json.loads(out.stdout)
+    assert data["gpu_source"] == "--gpu"
+    assert len(data["gpus"]) == count and all(name in g["name"] for g in data["gpus"])

@@ -179,3 +179,18 @@ def test_cli_bad_profile_exits_2_without_traceback(tmp_path):
     assert out.returncode == 2
     assert out.stderr.startswith("error: ") and "t.yaml:8" in out.stderr and "fix:" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_image_tag_picks_the_vllm_that_validates(tmp_path):
+    """A profile is checked against the vLLM that will run it: calculate_kv_scales is an option of 0.19.0 and gone
+    from 0.33.0; the same engine with a 0.33.0 image is refused, with 0.19.0 it loads."""
+    old = edit("    max_model_len: 16384\n", "    max_model_len: 16384\n    calculate_kv_scales: true\n")
+    assert prof.load_profile(write(tmp_path, old)).engines[0].vllm_options["calculate_kv_scales"] is True
+    new = old.replace("    max_model_len: 16384\n", "    max_model_len: 16384\n"
+                      "    image: vllm/vllm-openai:v0.33.0\n")
+    msg = error_for(tmp_path, new)
+    assert "calculate_kv_scales" in msg and "t.yaml" in msg
+    # a parser only 0.19 knows, named with the version that refuses it
+    gone = edit("    max_model_len: 16384\n", "    max_model_len: 16384\n    image: vllm/vllm-openai:v0.33.0\n"
+                "    enable_auto_tool_choice: true\n    tool_call_parser: minimax\n")
+    assert "0.33.0" in error_for(tmp_path, gone)

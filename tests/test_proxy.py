@@ -182,7 +182,7 @@ def test_killed_engine_keeps_serving(rig):
 def test_switch_under_streaming_load_loses_nothing(rig):
     key = secrets.master_key()
     results = run_with_agents(key, 4, lambda: rig.switch(load_profile("beta"), drain_s=10))
-    assert rig.rig.load_state()["active"] == "beta"
+    assert rig.rig.state.load().active.name == "beta"
     failed = [r for r in results if not r.ok]
     assert not failed, [r.error for r in failed]
     seq = order_of([r.model_id for r in sorted(results, key=lambda r: r.t_start)])

@@ -18,11 +18,11 @@ from conftest import REPO
 PROFILES = [load_profile(f) for f in sorted((REPO / "profiles").glob("*.yaml"))]
 
 
-def all_rendered(out, sim=False):
+def all_rendered(out, settings=RenderSettings()):
     files = []
     for p in PROFILES:
-        files += render.render_engine_files(p, out, RenderSettings(sim=sim))
-    files += render.render_proxy_files(PROFILES, out)
+        files += render.render_engine_files(p, out, settings)
+        files += render.render_proxy_files(p, out / p.name, active=p)
     return files
 
 
@@ -68,14 +68,18 @@ def test_seed_3090_command_matches_the_seed_option_for_option():
     assert ns.served_model_name == ["cyankiwi/Qwen3.5-27B-AWQ-BF16-INT8", "local", "coder"]
 
 
-def test_sim_render_has_no_reservation_and_mounts_the_sim_dir():
+def test_sim_render_has_no_reservation_and_mounts_the_sim_dir(tmp_path):
+    from appliance.rig import simulated_rig
+
     p = load_profile("rtx3090x4-two-tier")
-    data = render_engine_project(p, RenderSettings(sim=True, sim_dir="/tmp/simx"))
+    rig = simulated_rig(runtime="docker", root=tmp_path / "simx")
+    data = render_engine_project(p, rig.render_base)
+    simx = str(tmp_path / "simx" / "gpus")
     fast, smart = data["services"]["fast"], data["services"]["smart"]
     assert "deploy" not in fast and fast["image"] == "appliance-sim-vllm:local"
     assert fast["environment"]["NVIDIA_VISIBLE_DEVICES"] == "0,1"
     assert smart["environment"]["NVIDIA_VISIBLE_DEVICES"] == "2,3"
-    assert "/tmp/simx:/tmp/simx" in fast["volumes"]
+    assert f"{simx}:{simx}" in fast["volumes"] and fast["environment"]["APPLIANCE_SIM_DIR"] == simx
 
 
 def test_files_say_they_are_generated(tmp_path):
@@ -85,15 +89,22 @@ def test_files_say_they_are_generated(tmp_path):
 
 
 def test_litellm_config_shape():
-    cfg = render_litellm_config(PROFILES)
+    from appliance.render.plan import plan
+
+    cfg = render_litellm_config(plan(load_profile("rtx3090x4-two-tier")))
     groups = {m["model_name"]: m for m in cfg["model_list"]}
-    local = groups["local"]
-    assert local["litellm_params"]["api_base"] == "http://127.0.0.1:8000/v1"
-    assert local["litellm_params"]["model"] == "hosted_vllm/local"
-    assert local["model_info"]["id"] == "local:local@8000"
-    assert groups["openai-mini"]["litellm_params"]["api_key"] == "os.environ/OPENAI_API_KEY"
+    local = groups["local-fast"]
+    # LiteLLM reaches the engine through HAProxy's listener (proxy port + 2), whose health check decides
+    assert local["litellm_params"]["api_base"] == "http://127.0.0.1:4002/v1"
+    assert local["litellm_params"]["model"] == "hosted_vllm/local-fast"
+    assert local["model_info"]["id"] == "local:local-fast@8001"
+    # no first-token timeout toward a local engine: a long prefill is not a dead engine
+    assert local["litellm_params"]["stream_timeout"] == local["litellm_params"]["timeout"] == 600
+    assert groups["claude"]["litellm_params"]["api_key"] == "os.environ/ANTHROPIC_API_KEY"
     rs = cfg["router_settings"]
+    assert "stream_timeout" not in rs
     assert rs["cooldown_time"] > 0 and rs["allowed_fails_policy"]["TimeoutErrorAllowedFails"] == 0
+    assert "APIConnectionErrorAllowedFails" not in rs["allowed_fails_policy"]  # not a field: LiteLLM drops it
     assert {"local-fast": ["local-smart", "claude"]} in rs["fallbacks"]
     assert {"local-smart": ["claude"]} in rs["context_window_fallbacks"]
     assert cfg["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
@@ -106,15 +117,17 @@ def test_no_secret_in_rendered_files(tmp_path, monkeypatch):
         assert "do-not-leak" not in f.text
 
 
-def test_alias_on_two_ports_is_refused(tmp_path):
-    from appliance.errors import ProfileError
+def test_allowed_fails_policy_names_only_fields_of_litellm(litellm_bin):
+    """Every key of the rendered policies is a field of LiteLLM 1.106.2's AllowedFailsPolicy (read from its source:
+    an unknown key is silently dropped)."""
+    import re
 
-    other = (REPO / "profiles" / "rtx4060ti16-qwen25-7b.yaml").read_text()
-    f = tmp_path / "moved.yaml"
-    f.write_text(other.replace("name: rtx4060ti16-qwen25-7b", "name: moved").replace("port: 8000", "port: 8010"))
-    with pytest.raises(ProfileError) as exc:
-        render_litellm_config(PROFILES + [load_profile(f)])
-    assert "alias `coder` is on port 8010" in str(exc.value) or "alias `local` is on port 8010" in str(exc.value)
+    from appliance.render.litellm import ALLOWED_FAILS_POLICY, LOCAL_ALLOWED_FAILS_POLICY
+
+    src = next((litellm_bin.resolve().parent.parent / "lib").glob("python*/site-packages/litellm/types/router.py"))
+    body = src.read_text().split("class AllowedFailsPolicy", 1)[1].split("\nclass ", 1)[0]
+    fields = set(re.findall(r"^    (\w+AllowedFails):", body, re.M))
+    assert fields and set(ALLOWED_FAILS_POLICY) <= fields and set(LOCAL_ALLOWED_FAILS_POLICY) <= fields
 
 
 def _compose_config(compose_cmd, path, extra_env=None):
@@ -130,8 +143,11 @@ def _compose_config(compose_cmd, path, extra_env=None):
 def test_every_rendered_compose_file_passes_docker_compose_config(compose_cmd, tmp_path, sim):
     import testbed
 
-    files = [f for f in all_rendered(tmp_path, sim=sim) if f.path.name == "compose.yaml"]
-    assert len(files) == len(PROFILES) + 1
+    from appliance.rig import simulated_rig
+
+    settings = simulated_rig(runtime="docker", root=tmp_path / "sim").render_base if sim else RenderSettings()
+    files = [f for f in all_rendered(tmp_path, settings) if f.path.name == "compose.yaml"]
+    assert len(files) == 2 * len(PROFILES)  # an engine project and a proxy project per profile
     (tmp_path / "secrets.env").write_text("LITELLM_MASTER_KEY=sk-test\n")  # the proxy requires its env file
     for f in files:
         f.write()
@@ -155,7 +171,7 @@ def test_docker_compose_config_rejects_a_broken_file(compose_cmd, tmp_path):
 def test_rendered_litellm_config_loads_in_the_real_litellm(litellm_bin, tmp_path):
     from appliance.proxyenv import proxy_environment
 
-    files = render.render_proxy_files(PROFILES, tmp_path)
+    files = render.render_proxy_files(load_profile("rtx3090x4-two-tier"), tmp_path)
     cfg = [f for f in files if f.path.name == "litellm.yaml"][0]
     cfg.write()
     env = proxy_environment({"LITELLM_MASTER_KEY": "sk-appliance-test-0123456789abcdef",
@@ -183,7 +199,9 @@ def test_frontdoor_config_is_valid_haproxy(active, tmp_path):
         missing("HAProxy", "`make install` installs Debian's haproxy")
     fd = FrontDoorSettings(socket_path=str(tmp_path / "h.sock"))
     cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text(render_haproxy(PROFILES, active, fd))
+    from appliance.render.plan import plan
+
+    cfg.write_text(render_haproxy(plan(active), active, fd))
     out = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True,
                          env={"LITELLM_MASTER_KEY": "sk-test", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stdout + out.stderr

@@ -11,7 +11,8 @@ import pytest
 
 from appliance import secrets
 from appliance.profile import load_profile
-from appliance.stack import Rig, Stack
+from appliance.rig import simulated_rig
+from appliance.stack import Stack
 from appliance.telemetry import Sampler
 
 from rigutil import ENGINE_PORT, apply_env, chat, rig_env, write_profiles, wait_local
@@ -26,7 +27,7 @@ def test_docker_up_switch_rollback_down(tmp_path, monkeypatch, docker_env, compo
     apply_env(monkeypatch, rig_env(tmp_path))
     monkeypatch.setenv("APPLIANCE_SIM_IMAGE", docker_env["APPLIANCE_SIM_IMAGE"])
     events = []
-    rig = Rig(sim=True, runtime="docker", docker_env=docker_env)
+    rig = simulated_rig(runtime="docker", docker_env=docker_env)
     stack = Stack(rig, events.append)
     try:
         result = stack.up(load_profile("alpha"))
@@ -66,7 +67,7 @@ def test_docker_up_switch_rollback_down(tmp_path, monkeypatch, docker_env, compo
         assert result.diagnosis.kind == "no_kv_memory"
         fail = [e for e in events if e.kind == "fail"][0]
         assert "no GPU memory is left for the KV cache" in fail.message and fail.data["fix"]
-        assert rig.load_state()["active"] == "beta"
+        assert rig.state.load().active.name == "beta"
         wait_local(key)
     finally:
         stack.down(all_=True)

@@ -8,7 +8,8 @@ import pytest
 
 from appliance import secrets
 from appliance.profile import load_profile
-from appliance.stack import Rig, Stack
+from appliance.rig import simulated_rig
+from appliance.stack import Stack
 from appliance.telemetry import Sampler
 
 from rigutil import ENGINE_PORT, apply_env, chat, rig_env, write_profiles, wait_local
@@ -30,7 +31,7 @@ def test_up_status_switch_rollback_down(tmp_path, monkeypatch, litellm_bin):
     write_profiles(tmp_path / "profiles")
     apply_env(monkeypatch, rig_env(tmp_path))
     events = []
-    rig = Rig(sim=True, runtime="process")
+    rig = simulated_rig(runtime="process")
     stack = Stack(rig, events.append)
     try:
         result = stack.up(load_profile("alpha"))
@@ -40,7 +41,7 @@ def test_up_status_switch_rollback_down(tmp_path, monkeypatch, litellm_bin):
         assert [p["phase"] for p in result.timelines["main"]] == ["created", "weights", "kv_graphs", "ready"]
         gpus = rig.gpus()
         assert gpus.read(0).power_limit_w == 300
-        assert rig.load_state()["power_saved"] == {"0": 450.0}  # the 4090's limit before `up`
+        assert rig.state.load().power_saved == {0: 450.0}  # the 4090's limit before `up`
 
         key = secrets.master_key()
         code, model_id, _ = chat(key)
@@ -60,7 +61,7 @@ def test_up_status_switch_rollback_down(tmp_path, monkeypatch, litellm_bin):
 
         result = stack.switch(load_profile("beta"))
         assert result.ok
-        assert rig.load_state()["active"] == "beta" and gpus.read(0).power_limit_w == 350
+        assert rig.state.load().active.name == "beta" and gpus.read(0).power_limit_w == 350
         assert chat(key)[0] == 200
 
         events.clear()
@@ -70,12 +71,12 @@ def test_up_status_switch_rollback_down(tmp_path, monkeypatch, litellm_bin):
         assert any("No available memory for the cache blocks" in ln for ln in result.diagnosis.lines)
         assert "rolled back to beta" in result.reason
         assert [e.kind for e in events].count("rollback") == 1
-        assert rig.load_state()["active"] == "beta" and gpus.read(0).power_limit_w == 350
+        assert rig.state.load().active.name == "beta" and gpus.read(0).power_limit_w == 350
         wait_local(key)
     finally:
         stack.down(all_=True)
     assert rig.gpus().read(0).power_limit_w == 450
-    assert rig.load_state()["power_saved"] == {}
+    assert rig.state.load().power_saved == {}
     assert rig.runtime.projects() == []
     for pid_file in (rig.dir / "processes").rglob("*.pid"):
         pytest.fail(f"left behind: {pid_file}")
@@ -85,13 +86,13 @@ def test_power_limits_survive_a_crash_of_the_appliance(tmp_path, monkeypatch):
     """Limits set by an appliance that died are noticed by the next one and restored by `down`."""
     write_profiles(tmp_path / "profiles")
     apply_env(monkeypatch, rig_env(tmp_path))
-    rig = Rig(sim=True, runtime="process")
+    rig = simulated_rig(runtime="process")
     stack = Stack(rig)
-    stack._prepare_sim(load_profile("alpha"))
-    stack._apply_power(load_profile("alpha"))
+    rig.gpu_source.prepare(rig, load_profile("alpha"), False, stack.emit)
+    stack.power.apply(load_profile("alpha"))
     assert rig.gpus().read(0).power_limit_w == 300
     # a new process: fresh objects over the same state dir
-    again = Stack(Rig(sim=True, runtime="process"))
+    again = Stack(simulated_rig(runtime="process"))
     assert any("power limits changed by an earlier run" in w for w in again.warnings())
     again.down()
     assert again.rig.gpus().read(0).power_limit_w == 450

@@ -1,4 +1,4 @@
-"""Rendered files: the engine project per profile, the proxy project for all profiles, written as YAML with a
+"""Rendered files: the engine project per profile, the proxy project for the active profile, written as YAML with a
 header that says where they came from."""
 
 from __future__ import annotations
@@ -74,6 +74,13 @@ class Rendered:
         except OSError:
             return False
 
+    def same_as(self, other: Path) -> bool:
+        """Equal as data to the file `other` (the header, which lists source files, may differ)."""
+        try:
+            return yaml.safe_load(Path(other).read_text()) == yaml.safe_load(self.text)
+        except (OSError, yaml.YAMLError):
+            return False
+
     def same_content(self) -> bool:
         """Equal as data (the header, which lists source files, may differ)."""
         try:
@@ -91,30 +98,45 @@ def render_engine_files(profile, out_dir: Path, settings=None) -> list[Rendered]
     return [Rendered(out_dir / profile.name / "compose.yaml", text)]
 
 
-def render_proxy_files(profiles: list, out_dir: Path, *, lan: bool | None = None,
+def render_proxy_files(profile, out_dir: Path, *, lan: bool | None = None,
                        hosted_overrides: dict[str, str] | None = None, frontdoor=None,
-                       active=None) -> list[Rendered]:
-    """The proxy project: compose.yaml (HAProxy front door + LiteLLM), litellm.yaml, and haproxy.cfg routing the
-    aliases of `active` (the running profile; None: everything through LiteLLM)."""
-    from appliance.render.frontdoor import FrontDoorSettings, render_frontdoor_compose, render_haproxy
-    from appliance.render.litellm import LITELLM_IMAGE, proxy_settings, render_litellm_config
+                       active=None, user_settings=None) -> list[Rendered]:
+    """The proxy project for `profile` (the one the front door serves: its aliases and fallbacks plus the owner's
+    global ones from `user_settings`): compose.yaml (HAProxy front door + LiteLLM), litellm.yaml, and haproxy.cfg
+    routing the aliases of `active` (the profile whose engines run now; None: everything through LiteLLM)."""
+    from appliance.render.frontdoor import (
+        HOLD_LUA,
+        FrontDoorSettings,
+        render_frontdoor_compose,
+        render_haproxy,
+    )
+    from appliance.render.litellm import (
+        LITELLM_IMAGE,
+        engine_base_port,
+        proxy_settings,
+        render_litellm_config,
+    )
+    from appliance.render.plan import plan
 
-    settings = proxy_settings(profiles, lan=lan)
+    pl = plan(profile, user_settings)
+    settings = proxy_settings(profile, lan=lan)
     fd = frontdoor or FrontDoorSettings(host=settings.host, port=settings.port, litellm_port=settings.port + 1,
-                                        fallback_base_port=settings.port + 2,
+                                        engine_base_port=engine_base_port(settings.port),
                                         stream_s=settings.stream_timeout_s,
-                                        request_s=settings.request_timeout_s)
-    sources = [p.source_file or p.name for p in profiles]
-    config = render_litellm_config(profiles, settings, hosted_overrides)
+                                        request_s=settings.request_timeout_s, hold_s=settings.hold_s)
+    sources = [s for s in ((profile.source_file or profile.name) if profile else None,
+                           user_settings.source_file if user_settings else None) if s]
+    config = render_litellm_config(pl, settings, hosted_overrides)
     compose = render_frontdoor_compose(fd, LITELLM_IMAGE)
     routed = f"routing the aliases of `{active.name}`" if active else "no profile running: all through LiteLLM"
+    serves = f"`{profile.name}`" if profile else "no profile"
     return [
         Rendered(out_dir / "proxy" / "compose.yaml",
-                 header(sources, "Proxy project: HAProxy front door + LiteLLM, shared by every profile.") +
-                 dump(compose)),
+                 header(sources, "Proxy project: HAProxy front door + LiteLLM.") + dump(compose)),
         Rendered(out_dir / "proxy" / "litellm.yaml",
-                 header(sources, "LiteLLM proxy config: one model group per alias, hosted fallbacks.") +
+                 header(sources, f"LiteLLM proxy config for {serves}: one model group per alias, its fallbacks.") +
                  dump(config)),
+        Rendered(out_dir / "proxy" / "hold.lua", HOLD_LUA),
         Rendered(out_dir / "proxy" / "haproxy.cfg",
-                 header(sources, f"HAProxy front door ({routed}).") + render_haproxy(profiles, active, fd)),
+                 header(sources, f"HAProxy front door ({routed}).") + render_haproxy(pl, active, fd)),
     ]

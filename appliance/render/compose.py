@@ -5,14 +5,14 @@ reach it), the model as positional argument after an explicit `entrypoint: ["vll
 pinned vLLM accepts, GPU reservation per engine, `ipc: host`, the HF cache and the vLLM compile cache as
 volumes, an exec-form python healthcheck with a long start period, and a restart policy.
 
-`RenderSettings(sim=True)` renders the same stack for the simulated rig: the local stand-in image, no NVIDIA
-reservation (no NVIDIA runtime there), the engine's GPUs passed as NVIDIA_VISIBLE_DEVICES and the shared sim
-state directory mounted.
+`RenderSettings` says where the engines run, not what they are: a rig without the NVIDIA runtime (e.g. the
+simulated one) asks for a local image, GPUs passed only as NVIDIA_VISIBLE_DEVICES, and extra environment and
+volumes — the renderer does not know why.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from appliance import vllm_spec
 from appliance.fit import engine_gpu_indices
@@ -38,9 +38,10 @@ _TYPED_ORDER = (
 
 @dataclass(frozen=True)
 class RenderSettings:
-    sim: bool = False  # the simulated rig (local image, no GPU reservation, sim state mounted)
-    sim_image: str = "appliance-sim-vllm:local"
-    sim_dir: str = "${APPLIANCE_SIM_DIR}"
+    image: str | None = None  # run every engine from this image instead of the profile's (a local build)
+    gpu_reservation: bool = True  # docker's NVIDIA device reservation; False: NVIDIA_VISIBLE_DEVICES only
+    extra_env: dict[str, str] = field(default_factory=dict)  # added to every engine's environment
+    extra_volumes: tuple[str, ...] = ()  # added to every engine's volumes
     gpu_count: int | None = None  # GPUs on the machine, for `gpus: all`; None = as many as the engines need
     drain_s: int = 60  # --shutdown-timeout: on SIGTERM, requests in flight get this long to finish
 
@@ -118,7 +119,7 @@ def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -
     }
     env.update(engine.env)
     service: dict = {
-        "image": settings.sim_image if settings.sim else engine.image,
+        "image": settings.image or engine.image,
         "entrypoint": ["vllm", "serve"],
         "command": vllm_argv(engine, settings.drain_s),
         "network_mode": "host",
@@ -137,10 +138,10 @@ def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -
             "appliance.aliases": ",".join(engine.aliases),
         },
     }
-    if settings.sim:
+    env.update(settings.extra_env)
+    service["volumes"].extend(settings.extra_volumes)
+    if not settings.gpu_reservation:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpus)
-        env["APPLIANCE_SIM_DIR"] = settings.sim_dir
-        service["volumes"].append(f"{settings.sim_dir}:{settings.sim_dir}")
     else:
         service["deploy"] = {"resources": {"reservations": {"devices": [
             {"driver": "nvidia", "device_ids": [str(g) for g in gpus], "capabilities": ["gpu"]}]}}}

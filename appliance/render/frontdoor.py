@@ -3,46 +3,71 @@
 Why (benchmarks/README.md has the numbers): one LiteLLM worker spends ~0.7–1 ms of CPU per streamed token and
 adds ~14 ms to every time-to-first-token; HAProxy relays a token for a few µs. So the hot path — a request for
 a local alias whose engine is healthy — goes from HAProxy straight to vLLM (which serves the alias itself via
---served-model-name), and everything else goes to LiteLLM:
+--served-model-name, and every agent API itself: chat and completions, the Responses API, Anthropic Messages and
+count_tokens), and everything else goes to LiteLLM:
 
   agents ──▶ HAProxy :port ──(healthy local alias, request small enough)──▶ vLLM 127.0.0.1:engine-port
-                 │  └─(engine down, loading, hung, 5xx, draining)──▶ backup: LiteLLM, asking for the alias's
-                 │                                                   first fallback by path
+                 │  └─(engine down, loading, hung, 5xx, draining)──▶ LiteLLM, same request: it falls back
                  └─(hosted aliases, /v1/models, large requests, anything else)──▶ LiteLLM :port+1
+  LiteLLM ──▶ HAProxy :port+2… (one internal listener per alias) ──▶ vLLM, or 503 at once when it is down
 
-- The master key is checked by HAProxy (`Authorization: Bearer …`, read from the environment, never written
-  here); a request without it gets 401.
+- One key, two headers: `Authorization: Bearer <key>` (OpenAI clients) or `x-api-key: <key>` (Anthropic clients,
+  Claude Code). The key is read from the environment, never written here; anything else gets 401 with a JSON
+  body on every path. LiteLLM is handed the Bearer form whatever header the agent used.
+- Paths without `/v1` (`/chat/completions`, `/responses`, `/messages`, …) are rewritten to `/v1/…`: vLLM serves
+  only the `/v1` ones.
+- Only what the active profile serves (render/plan.py): a model name the front door does not serve now gets 404
+  with the list of names it serves, before anything is forwarded.
 - Health: an active `GET /health` check every second marks an engine down while it loads or hangs; one error
   response or refused connection marks it down at once (`observe layer7`, `error-limit 1`); the request is
-  retried on the backup server (LiteLLM → the fallback), so it does not fail.
+  retried on LiteLLM, whose way to the engine (the internal listener) then answers 503 at once, so LiteLLM takes
+  the profile's fallback, if there is one.
 - Context guard: a request goes the direct way only when it provably fits the engine's context —
-  body bytes + max_tokens + 256 ≤ max_model_len (a token is at least one byte of the prompt). Larger ones go to
-  LiteLLM, which sends them to the local engine and, on vLLM's context-length error, to a context-window
-  fallback with a larger window.
-- Switches: local servers start disabled; the Stack enables a server (runtime API) once its engine answers
-  /health, and sets it to drain before stopping it, so requests in flight finish and new ones take the fallback.
+  body bytes + max output tokens + 256 ≤ max_model_len (a token is at least one byte of the prompt). Larger
+  ones go to LiteLLM, which sends them to the local engine (with timeouts as long as a long prefill needs) and,
+  on vLLM's context-length error, to a context-window fallback with a larger window.
+- Switches: local servers of a profile not yet routed start disabled; the Stack enables a server (runtime API) once
+  its engine answers /health, and sets it to drain before stopping it, so requests in flight finish and new ones
+  take the fallback (or wait at the door, when the alias has none).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from appliance.profile import Profile
-from appliance.render.litellm import collect, local_deployment_id
+from appliance.render.litellm import (
+    PROXY_ENV,
+    PROXY_PROJECT,
+    SECRETS_VAR,
+    engine_listener_ports,
+    local_deployment_id,
+)
+from appliance.render.plan import ProxyPlan, backend_name
 
 HAPROXY_IMAGE = "haproxy:2.6.12"
 CONTEXT_MARGIN_TOKENS = 256
+# Requests up to this size are inspected (model, max tokens) and may take the hot path; larger ones go to LiteLLM.
+# The context guard counts a byte as at most one token, so a body larger than the engine's context never takes
+# the hot path anyway: 256 KiB covers contexts up to 256k tokens.
+BUFSIZE = 262144
+# Every agent API vLLM (>= 0.19) serves itself; the model name in the body selects the alias.
+AGENT_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages",
+               "/v1/messages/count_tokens")
+BARE_PATHS = ("/chat/completions", "/completions", "/responses", "/messages", "/messages/count_tokens", "/models")
 
 
 @dataclass(frozen=True)
 class FrontDoorSettings:
     host: str = "127.0.0.1"
     port: int = 4000
-    litellm_port: int = 4001
-    fallback_base_port: int = 4002  # one internal listener per alias that has a fallback
+    litellm_port: int = 4001  # the LiteLLM in service now: port + 1 or port + 2 (a config change starts the
+    # other one beside it and swaps it in at the front door, so no connection is dropped)
+    engine_base_port: int = 4003  # one internal listener per local alias: LiteLLM's way to that engine
     socket_path: str = "/run/appliance/haproxy.sock"
     stream_s: float = 120.0  # silence allowed in a stream (before its headers or between chunks)
     request_s: float = 600.0  # a whole non-streaming response
+    hold_s: float = 300.0  # a request for an alias without a fallback waits this long for its engine
     check_interval_ms: int = 1000
     master_key_env: str = "LITELLM_MASTER_KEY"
 
@@ -51,28 +76,21 @@ class FrontDoorSettings:
 class Route:
     alias: str
     port: int
-    max_model_len: int | None  # of the active profile's engine; None when the alias is not served locally now
-    fallback: str | None
-    backend: str = field(default="")
-    fallback_port: int | None = None
+    max_model_len: int | None  # of the routed profile's engine; None when it does not serve the alias now
+    backend: str
+    listener_port: int  # the internal listener LiteLLM uses for this alias
+    has_fallback: bool = True  # False: nothing but its engine can serve it (requests wait for the engine)
 
 
-def backend_name(alias: str) -> str:
-    return "alias_" + "".join(c if c.isalnum() else "_" for c in alias)
-
-
-def routes(profiles: list[Profile], active: Profile | None, settings: FrontDoorSettings) -> list[Route]:
-    alias_port, _hosted, fallbacks, _ctx = collect(profiles)
-    lens = {a: e.max_model_len for e in (active.engines if active else ()) for a in e.aliases}
+def routes(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSettings) -> list[Route]:
+    """The plan's local aliases; max_model_len only for those the routed profile's engines serve (on that port)."""
+    lens = {a: (e.port, e.max_model_len) for e in (routed.engines if routed else ()) for a in e.aliases}
+    listeners = engine_listener_ports(pl, settings.engine_base_port)
     out = []
-    k = 0
-    for alias in sorted(alias_port):
-        fb = (fallbacks.get(alias) or [None])[0]
-        fport = None
-        if fb:
-            fport = settings.fallback_base_port + k
-            k += 1
-        out.append(Route(alias, alias_port[alias][0], lens.get(alias), fb, backend_name(alias), fport))
+    for alias, port in pl.alias_port.items():
+        rport, mml = lens.get(alias, (None, None))
+        out.append(Route(alias, port, mml if rport == port else None, backend_name(alias), listeners[alias],
+                         bool(pl.fallbacks.get(alias))))
     return out
 
 
@@ -80,17 +98,27 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_haproxy(profiles: list[Profile], active: Profile | None, settings: FrontDoorSettings) -> str:
-    rs = routes(profiles, active, settings)
-    key_acl = f'"Bearer ${{{settings.master_key_env}}}"'
-    unauthorized = ('{"error":{"message":"Authentication Error: no valid key (Authorization: Bearer <master key>)",'
-                    '"type":"auth_error","param":null,"code":"401"}}')
+def _error_json(status: int, kind: str, message: str) -> str:
+    """One error body both kinds of client read: OpenAI's `error.message`, Anthropic's `type` + `error.type`."""
+    return ('{"type":"error","error":{"type":"%s","message":"%s","code":"%s","param":null}}'
+            % (kind, message, status))
+
+
+def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSettings) -> str:
+    rs = routes(pl, routed, settings)
+    key = f"${{{settings.master_key_env}}}"
+    unauthorized = _error_json(401, "authentication_error", "no valid key: send the master key as "
+                               "`Authorization: Bearer <key>` or `x-api-key: <key>` (see `appliance endpoint`)")
+    served = (", ".join(pl.served()) or "none (no profile is running)").replace("%", "%%")  # a log-format string
+    unknown = _error_json(404, "not_found_error", f"model `%[var(txn.model),json(utf8s)]` is not served now "
+                          f"(profile {pl.profile or 'none'}); served now: {served}")
     lines = [
         "global",
         "    master-worker",
         f"    stats socket {settings.socket_path} mode 600 level admin expose-fd listeners",
-        "    tune.bufsize 65536          # requests up to 64 KiB are inspected (model, max_tokens); larger: LiteLLM",
+        f"    tune.bufsize {BUFSIZE}         # requests this large are inspected (model, max tokens); larger: LiteLLM",
         "    nbthread 1",
+        "    lua-load hold.lua           # appliance_hold: wait for an engine instead of 503 (a switch, a restart)",
         "",
         "defaults",
         "    mode http",
@@ -99,7 +127,7 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
         f"    timeout server {int(settings.request_s)}s",
         "    timeout http-request 60s",
         "    timeout queue 10s",
-        "    timeout check 1s            # a loading vLLM accepts TCP and stays silent: no answer in 1 s = down",
+        "    timeout check 1s            # an engine that does not answer /health within 1 s is down",
         "    option http-no-delay",
         "    retries 2",
         "    option redispatch 1",
@@ -108,13 +136,27 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
         "frontend agents",
         f"    bind {settings.host}:{settings.port}",
         "    option http-buffer-request",
-        f"    acl authed req.hdr(authorization) -m str {key_acl}",
+        f'    acl key_bearer req.hdr(authorization) -m str "Bearer {key}"',
+        f'    acl key_x req.hdr(x-api-key) -m str "{key}"',
         "    acl public path /health/liveliness /health/liveness /health/readiness",
         f"    http-request return status 401 content-type application/json string {_q(unauthorized)} "
-        "unless authed or public",
-        "    acl inference path /v1/chat/completions /chat/completions /v1/completions /completions",
+        "unless key_bearer or key_x or public",
+        f'    http-request set-header authorization "Bearer {key}" if key_x !key_bearer   # LiteLLM reads this one',
+        "    http-request del-header x-api-key",
+        f"    acl bare path {' '.join(BARE_PATHS)}",
+        "    http-request set-path /v1%[path] if bare",
+        f"    acl inference path {' '.join(AGENT_PATHS)}",
         "    http-request set-var(txn.model) req.body,json_query('$.model') if inference",
+    ]
+    if pl.served():
+        lines.append(f"    acl served var(txn.model) -m str {' '.join(_q(n) for n in pl.served())}")
+    else:
+        lines.append("    acl served always_false")
+    lines += [
+        f"    http-request return status 404 content-type application/json lf-string {_q(unknown)} "
+        "if inference { var(txn.model) -m found } !served",
         "    http-request set-var(txn.max_tokens) int(0) if inference",
+        "    http-request set-var(txn.max_tokens) req.body,json_query('$.max_output_tokens','int') if inference",
         "    http-request set-var(txn.max_tokens) req.body,json_query('$.max_completion_tokens','int') if inference",
         "    http-request set-var(txn.max_tokens) req.body,json_query('$.max_tokens','int') if inference",
         "    http-request set-var(txn.need) req.body_size,add(txn.max_tokens),add(" + str(CONTEXT_MARGIN_TOKENS) +
@@ -123,7 +165,7 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
     ]
     for r in rs:
         if r.max_model_len is None:
-            continue  # not served locally by the active profile: LiteLLM serves it from its fallbacks
+            continue  # not served by a running engine now: LiteLLM serves it from its fallbacks
         lines += [
             f"    acl is_{r.backend} var(txn.model) -m str {_q(r.alias)}",
             f"    acl fits_{r.backend} var(txn.need) -m int le {r.max_model_len}",
@@ -132,51 +174,63 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
         ]
     lines += ["    default_backend litellm", ""]
     for r in rs:
-        if r.max_model_len is None:
-            continue
         mid = local_deployment_id(r.alias, r.port)
         # Two backends per alias, one engine: streams (vLLM sends the headers at once, then tokens; silence longer
         # than stream_s means a hang) and whole responses (nothing until done: up to request_s). `timeout server`
-        # is an inactivity timeout; a request that runs into it before any byte came back is retried on the
-        # fallback. The streaming backend health-checks the engine; the other tracks that check.
+        # is an inactivity timeout; a request that runs into it before any byte came back is retried on LiteLLM.
+        # The streaming backend health-checks the engine; the others track that check.
+        # An engine of the routed profile is enabled in the file itself, so a restarted HAProxy (killed, a reboot,
+        # a docker restart) serves it again as soon as its health check passes; others start disabled and the
+        # Stack enables them once their engine answers /health.
+        off = "" if r.max_model_len is not None else " disabled"
         for backend, timeout, check in ((r.backend, settings.stream_s, True), (f"{r.backend}_full",
                                                                                settings.request_s, False)):
             lines += [
                 f"backend {backend}",
                 "    balance first",
-                f"    timeout server {int(timeout)}s",
+                f"    timeout server {max(1, round(timeout))}s",
             ]
+            if not r.has_fallback:  # nothing else can serve it: wait for the engine (HAProxy alone says 503)
+                lines += [f"    http-request lua.appliance_hold {int(settings.hold_s * 1000)}",
+                          "    http-response set-header x-appliance-held-ms %[var(txn.held_ms)] "
+                          "if { var(txn.held_ms) -m found }"]
             if check:
                 lines += [
                     "    option httpchk GET /health",
                     "    http-check expect status 200",
                     f"    default-server inter {settings.check_interval_ms}ms fastinter 500ms downinter "
                     f"{settings.check_interval_ms}ms fall 1 rise 1",
-                    f"    server local 127.0.0.1:{r.port} check observe layer7 error-limit 1 on-error mark-down "
-                    "disabled",
+                    f"    server local 127.0.0.1:{r.port} check observe layer7 error-limit 1 on-error mark-down"
+                    + off,
                 ]
             else:
-                lines.append(f"    server local 127.0.0.1:{r.port} track {r.backend}/local disabled")
-            if r.fallback_port:
-                # listed second, not as `backup`: `balance first` sends everything to `local` while it is up, and
-                # a retried request (after a 5xx, a refused connection or a timeout before any byte) is
-                # redispatched here — HAProxy does not redispatch to a backup while the failing one counts as up
-                lines.append(f"    server fallback 127.0.0.1:{r.fallback_port}")
+                lines.append(f"    server local 127.0.0.1:{r.port} track {r.backend}/local" + off)
+            # listed second, not as `backup`: `balance first` sends everything to `local` while it is up, and a
+            # retried request (after a 5xx, a refused connection or a timeout before any byte) is redispatched
+            # here — HAProxy does not redispatch to a backup while the failing one counts as up. LiteLLM gets the
+            # same request and serves it from the alias's fallbacks (its way to the engine answers 503 now).
             lines += [
+                f"    server litellm 127.0.0.1:{settings.litellm_port}",
                 f"    http-response set-header x-litellm-model-id {_q(mid)} if {{ srv_name local }}",
                 f"    http-response set-header x-litellm-model-group {_q(r.alias)} if {{ srv_name local }}",
                 "    http-response set-header x-appliance-route local if { srv_name local }",
-                "    http-response set-header x-appliance-route fallback if { srv_name fallback }",
+                "    http-response set-header x-appliance-route litellm if { srv_name litellm }",
                 "",
             ]
-        if r.fallback_port:
-            lines += [
-                f"frontend fallback_{r.backend}",
-                f"    bind 127.0.0.1:{r.fallback_port}",
-                f"    http-request set-path /openai/deployments/{r.fallback}%[path,regsub(^/v1,)]",
-                "    default_backend litellm",
-                "",
-            ]
+        # LiteLLM's way to the engine: the health check's verdict, not a LiteLLM timeout, says it is gone
+        # (503 at once while it is down, loading or draining; a hung engine's requests are cut when it is marked
+        # down). Timeouts as long as a whole response: a long prefill is not a dead engine.
+        lines += [
+            f"frontend engine_{r.backend}",
+            f"    bind 127.0.0.1:{r.listener_port}",
+            f"    default_backend engine_{r.backend}",
+            "",
+            f"backend engine_{r.backend}",
+            f"    timeout server {int(settings.request_s)}s",
+            "    retry-on conn-failure empty-response",
+            f"    server local 127.0.0.1:{r.port} track {r.backend}/local on-marked-down shutdown-sessions",
+            "",
+        ]
     lines += [
         "backend litellm",
         "    timeout server 10m",
@@ -187,20 +241,45 @@ def render_haproxy(profiles: list[Profile], active: Profile | None, settings: Fr
     return "\n".join(lines) + "\n"
 
 
-def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, litellm_host: str = "127.0.0.1") -> dict:
-    """The proxy project on a real rig: HAProxy on the agents' port, LiteLLM on the next port, both on the host
-    network; the runtime socket lives in a host directory so the appliance can drain and enable engines."""
-    from appliance.render.litellm import PROXY_ENV, PROXY_PROJECT, SECRETS_VAR
+HOLD_LUA = """\
+-- appliance_hold(ms): while the `local` server of this backend is not UP (its engine stopped for a switch, loading,
+-- restarting) sleep in 250 ms steps, up to ms; then let HAProxy route the request as usual (to the engine, or 503
+-- if it never came). A backend with a fallback server does not use it: the fallback serves meanwhile.
+core.register_action("appliance_hold", { "http-req" }, function(txn, hold_ms)
+    local be = core.backends[txn.f:be_name()]
+    local srv = be and be.servers["local"]
+    if srv == nil then return end
+    local limit = tonumber(hold_ms) or 0
+    local waited = 0
+    while waited < limit do
+        local status = srv:get_stats()["status"] or ""
+        if string.sub(status, 1, 2) == "UP" then break end
+        core.msleep(250)
+        waited = waited + 250
+    end
+    if waited > 0 then txn:set_var("txn.held_ms", waited) end
+end, 1)
+"""
 
-    probe = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{settings.litellm_port}"
-             "/health/liveliness', timeout=5)")
+
+def litellm_service(port: int, base_port: int) -> tuple[str, str]:
+    """(service name, config file) of the LiteLLM on `port`: `litellm` on base + 1, `litellm-b` on base + 2."""
+    return ("litellm", "litellm.yaml") if port == base_port + 1 else ("litellm-b", "litellm-b.yaml")
+
+
+def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, litellm_host: str = "127.0.0.1",
+                             litellm_ports: tuple[int, ...] | None = None) -> dict:
+    """The proxy project on a real rig: HAProxy on the agents' port, LiteLLM on the next port (or, while a new
+    config is swapped in, also on the one after), all on the host network; the runtime socket lives in a host
+    directory so the appliance can drain and enable engines."""
     sock_dir = settings.socket_path.rsplit("/", 1)[0]
-    return {
+    compose = {
         "name": PROXY_PROJECT,
         "services": {
             "frontdoor": {
                 "image": HAPROXY_IMAGE,
                 "command": ["haproxy", "-W", "-db", "-f", "/usr/local/etc/appliance/haproxy.cfg"],
+                "working_dir": "/usr/local/etc/appliance",  # lua-load hold.lua
                 "network_mode": "host",
                 "restart": "unless-stopped",
                 # the image runs as uid 99; the runtime socket lives in a root-owned 0700 host directory
@@ -211,18 +290,23 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
                 "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}"],
                 "labels": {"appliance.proxy": "haproxy"},
             },
-            "litellm": {
-                "image": litellm_image,
-                "command": ["--config", "/app/config.yaml", "--host", litellm_host, "--port",
-                            str(settings.litellm_port)],
-                "network_mode": "host",
-                "restart": "unless-stopped",
-                "env_file": [{"path": SECRETS_VAR, "required": True}],
-                "environment": dict(PROXY_ENV),
-                "volumes": ["./litellm.yaml:/app/config.yaml:ro"],
-                "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
-                                "retries": 3, "start_period": "60s"},
-                "labels": {"appliance.proxy": "litellm"},
-            },
         },
     }
+    for port in litellm_ports or (settings.litellm_port,):
+        name, config = litellm_service(port, settings.port)
+        probe = (f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/health/liveliness', "
+                 "timeout=5)")
+        compose["services"][name] = {
+            "image": litellm_image,
+            "command": ["--config", "/app/config.yaml", "--host", litellm_host, "--port", str(port)],
+            "network_mode": "host",
+            "restart": "unless-stopped",
+            "stop_grace_period": "120s",  # a retired LiteLLM finishes the streams it relays
+            "env_file": [{"path": SECRETS_VAR, "required": True}],
+            "environment": dict(PROXY_ENV),
+            "volumes": [f"./{config}:/app/config.yaml:ro"],
+            "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",
+                            "retries": 3, "start_period": "60s"},
+            "labels": {"appliance.proxy": "litellm"},
+        }
+    return compose

@@ -1,37 +1,45 @@
-"""Pure: Profiles → the proxy project (LiteLLM config dict and its compose dict).
+"""Pure: the proxy plan → the LiteLLM config dict.
 
-The proxy outlives profile switches, so it is rendered from *all* profiles: it knows every alias any profile
-serves. Each alias is one LiteLLM model group with one local deployment (`hosted_vllm/<alias>` at the engine's
-port: vLLM serves the alias itself via --served-model-name, so nothing is rewritten) and the hosted fallbacks
-named in the profiles. An alias therefore lives on the same port in every profile; the renderer refuses
-profiles that disagree.
+LiteLLM serves what the hot path (HAProxy → vLLM) does not: fallbacks, hosted models, translation, requests too
+large for HAProxy to inspect. It is rendered from the ACTIVE profile's plan (render/plan.py) — that profile's
+aliases and fallbacks plus the owner's global ones — never from every profile.
 
-Fallback and cooldown settings (techref §2.3, testbed.md): a local engine that is down, loading (TCP accepted,
-no answer) or failing is cooled down after ONE failure of each of the listed exception types, for
-`cooldown_s`; meanwhile the alias is served by its fallbacks. A hung engine therefore costs one slow request
-per cooldown window, not every request.
+Local engines: each alias is one model group with one local deployment (`hosted_vllm/<alias>`; vLLM serves the
+alias itself via --served-model-name) whose api_base is HAProxy's internal listener for that alias, not the
+engine. HAProxy's health checks decide that an engine is gone: the listener answers 503 at once when the engine
+is down, loading or draining, and cuts a request in flight when a hung engine is marked down; LiteLLM then takes
+the fallback. So LiteLLM's own timeouts toward local engines can be as long as the longest prefill needs (the
+whole-request timeout, no 30 s first-token timeout): a long prompt is served locally, not sent to a hosted model.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliance.errors import ProfileError
-from appliance.profile import Hosted, Profile
+from appliance.profile import Profile
+from appliance.render.plan import ProxyPlan
 
 PROXY_PROJECT = "appliance-proxy"
 LITELLM_IMAGE = "ghcr.io/berriai/litellm:v1.106.2"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 SECRETS_VAR = "${APPLIANCE_SECRETS_FILE:-~/.config/appliance/secrets.env}"
-# Exception classes LiteLLM counts per deployment; 0 allowed fails = cool down on the first one.
+# Exception classes LiteLLM counts per deployment; 0 allowed fails = cool down on the first one. Not
+# ServiceUnavailable: a local engine that is down gets HAProxy's instant 503, and cooling it down would keep
+# LiteLLM's requests away from it for cooldown_s after it is back.
 ALLOWED_FAILS_POLICY = {
     "TimeoutErrorAllowedFails": 0,
     "InternalServerErrorAllowedFails": 0,
-    "ServiceUnavailableErrorAllowedFails": 0,
     "BadGatewayErrorAllowedFails": 0,
     "NotFoundErrorAllowedFails": 0,
     "RateLimitErrorAllowedFails": 1,
-    "APIConnectionErrorAllowedFails": 0,
+}  # only AllowedFailsPolicy's own fields (litellm/types/router.py): an unknown key is silently dropped
+# Local deployments (model_info.allowed_fails_policy, read per deployment by LiteLLM's cooldown_handlers.py): never
+# cooled down for an error answer. Their way in is HAProxy's listener, which answers 503 at once while the engine
+# is down; a cooldown would only keep LiteLLM's requests (the large ones) on a hosted model for cooldown_s after
+# the engine is healthy again.
+LOCAL_ALLOWED_FAILS_POLICY = {
+    "InternalServerErrorAllowedFails": 1000,
+    "ServiceUnavailableErrorAllowedFails": 1000,
+    "BadGatewayErrorAllowedFails": 1000,
 }
 # The proxy's own environment. LITELLM_LOCAL_MODEL_COST_MAP: never fetch the price list from the internet.
 PROXY_ENV = {
@@ -47,76 +55,35 @@ class ProxySettings:
     port: int = 4000
     cooldown_s: float = 30
     request_timeout_s: float = 600
-    stream_timeout_s: float = 120
-    first_token_timeout_s: float = 30
+    stream_timeout_s: float = 120  # hosted models: silence allowed before/between chunks
+    hold_s: float = 300  # a request for an alias with no fallback waits this long for its engine
 
 
-def proxy_settings(profiles: list[Profile], lan: bool | None = None) -> ProxySettings:
-    """Settings shared by the proxy: taken from the profiles, which must agree on the port."""
-    ports = {p.proxy.port for p in profiles} or {4000}
-    if len(ports) > 1:
-        detail = ", ".join(f"{p.name}: {p.proxy.port}" for p in profiles)
-        raise ProfileError(f"the profiles disagree on proxy.port ({detail})",
-                           "the proxy outlives profile switches: give every profile the same proxy.port")
-    any_lan = any(p.proxy.lan for p in profiles) if lan is None else lan
-    first = profiles[0].proxy if profiles else None
+def proxy_settings(profile: Profile | None, lan: bool | None = None) -> ProxySettings:
+    """The proxy's settings, from the profile it serves (defaults when none runs)."""
+    if profile is None:
+        return ProxySettings(host="0.0.0.0" if lan else "127.0.0.1")
+    px = profile.proxy
     return ProxySettings(
-        host="0.0.0.0" if any_lan else "127.0.0.1",
-        port=ports.pop(),
-        cooldown_s=max((p.proxy.cooldown_s for p in profiles), default=30),
-        request_timeout_s=first.timeouts.request_s if first else 600,
-        stream_timeout_s=first.timeouts.stream_s if first else 120,
-        first_token_timeout_s=first.timeouts.first_token_s if first else 30,
+        host="0.0.0.0" if (px.lan if lan is None else lan) else "127.0.0.1",
+        port=px.port,
+        cooldown_s=px.cooldown_s,
+        request_timeout_s=px.timeouts.request_s,
+        stream_timeout_s=px.timeouts.stream_s,
+        hold_s=px.timeouts.hold_s,
     )
 
 
-def _merge_chain(a: list[str], b: tuple[str, ...]) -> list[str]:
-    out = list(a)
-    for x in b:
-        if x not in out:
-            out.append(x)
-    return out
+def engine_base_port(proxy_port: int) -> int:
+    """The first internal listener: after the agents' port and the two LiteLLM ports (+1, +2: a config change
+    starts the second beside the first)."""
+    return proxy_port + 3
 
 
-def collect(profiles: list[Profile]):
-    """Aliases (→ port, engine max_model_len per profile), hosted models and fallback chains across profiles."""
-    alias_port: dict[str, tuple[int, str]] = {}
-    hosted: dict[str, tuple[Hosted, str]] = {}
-    fallbacks: dict[str, list[str]] = {}
-    ctx_fallbacks: dict[str, list[str]] = {}
-    for p in profiles:
-        for e in p.engines:
-            for a in e.aliases:
-                if a in alias_port and alias_port[a][0] != e.port:
-                    port, where = alias_port[a]
-                    raise ProfileError(
-                        f"{p.source_file or p.name}: alias `{a}` is on port {e.port} here and on port {port} in "
-                        f"{where}", "the proxy routes an alias to one port: give it the same port in every profile")
-                alias_port.setdefault(a, (e.port, p.source_file or p.name))
-        for h in p.proxy.hosted:
-            if h.name in hosted and hosted[h.name][0] != h:
-                raise ProfileError(
-                    f"{p.source_file or p.name}: hosted model `{h.name}` differs from the one in {hosted[h.name][1]}",
-                    "a hosted name means one model everywhere: rename one or make them identical")
-            hosted.setdefault(h.name, (h, p.source_file or p.name))
-        for alias, chain in p.proxy.fallbacks.items():
-            fallbacks[alias] = _merge_chain(fallbacks.get(alias, []), chain)
-        for alias, chain in p.proxy.context_window_fallbacks.items():
-            ctx_fallbacks[alias] = _merge_chain(ctx_fallbacks.get(alias, []), chain)
-    from appliance.render.frontdoor import backend_name
-
-    seen_backends: dict[str, str] = {}
-    for a in alias_port:
-        other = seen_backends.setdefault(backend_name(a), a)
-        if other != a:
-            raise ProfileError(f"aliases `{other}` and `{a}` differ only in punctuation; the front door cannot "
-                               "tell them apart", "rename one of them (letters and digits differ)")
-    clash = set(alias_port) & set(hosted)
-    if clash:
-        name = sorted(clash)[0]
-        raise ProfileError(f"`{name}` is a local alias in {alias_port[name][1]} and a hosted model in "
-                           f"{hosted[name][1]}", "rename one of them")
-    return alias_port, {k: v[0] for k, v in hosted.items()}, fallbacks, ctx_fallbacks
+def engine_listener_ports(pl: ProxyPlan, base_port: int) -> dict[str, int]:
+    """HAProxy's internal listener per local alias (LiteLLM's way to that engine): base_port, base_port+1, … in
+    alias order."""
+    return {a: base_port + i for i, a in enumerate(sorted(pl.alias_port))}
 
 
 def local_deployment_id(alias: str, port: int) -> str:
@@ -127,28 +94,30 @@ def hosted_deployment_id(name: str) -> str:
     return f"hosted:{name}"
 
 
-def render_litellm_config(profiles: list[Profile], settings: ProxySettings | None = None,
+def render_litellm_config(pl: ProxyPlan, settings: ProxySettings | None = None,
                           hosted_overrides: dict[str, str] | None = None) -> dict:
-    """The LiteLLM proxy config. `hosted_overrides` maps a hosted name to a local stand-in base URL (the
-    simulated rig: these machines reach no hosted API); the real provider settings are still validated."""
-    settings = settings or proxy_settings(profiles)
-    alias_port, hosted, fallbacks, ctx_fallbacks = collect(profiles)
+    """The LiteLLM proxy config for the plan. `hosted_overrides` maps a hosted name to a local stand-in base URL
+    (the simulated rig: these machines reach no hosted API); the real provider settings are still validated."""
+    settings = settings or ProxySettings()
+    listeners = engine_listener_ports(pl, engine_base_port(settings.port))
     model_list = []
-    for alias in sorted(alias_port):
-        port = alias_port[alias][0]
+    for alias, port in pl.alias_port.items():
         model_list.append({
             "model_name": alias,
             "litellm_params": {
                 "model": f"hosted_vllm/{alias}",
-                "api_base": f"http://127.0.0.1:{port}/v1",
+                "api_base": f"http://127.0.0.1:{listeners[alias]}/v1",  # HAProxy: 503 at once if the engine is down
+                # a long prefill must not look like a dead engine: HAProxy's health checks decide that
                 "timeout": settings.request_timeout_s,
-                "stream_timeout": settings.first_token_timeout_s,
+                "stream_timeout": settings.request_timeout_s,
                 "max_retries": 0,
             },
-            "model_info": {"id": local_deployment_id(alias, port), "mode": "chat"},
+            "model_info": {"id": local_deployment_id(alias, port), "mode": "chat",
+                           "allowed_fails_policy": dict(LOCAL_ALLOWED_FAILS_POLICY)},
         })
-    for name in sorted(hosted):
-        h = hosted[name]
+
+    def hosted_params(name: str) -> tuple[dict, dict]:
+        h = pl.hosted[name]
         params: dict = {"model": h.litellm_model, "api_key": f"os.environ/{h.api_key_env}",
                         "timeout": settings.request_timeout_s, "stream_timeout": settings.stream_timeout_s}
         if h.api_base:
@@ -160,20 +129,31 @@ def render_litellm_config(profiles: list[Profile], settings: ProxySettings | Non
         info: dict = {"id": hosted_deployment_id(name), "mode": "chat"}
         if h.max_input_tokens:
             info["max_input_tokens"] = h.max_input_tokens
+        return params, info
+
+    for name in pl.hosted:
+        params, info = hosted_params(name)
         model_list.append({"model_name": name, "litellm_params": params, "model_info": info})
+    fallbacks = dict(pl.fallbacks)
+    for alias, chain in pl.global_aliases.items():
+        # an alias the active profile lacks: its first global fallback answers under the alias's name
+        params, info = hosted_params(chain[0])
+        info = {**info, "id": f"{hosted_deployment_id(chain[0])}#{alias}"}
+        model_list.append({"model_name": alias, "litellm_params": params, "model_info": info})
+        if chain[1:]:
+            fallbacks[alias] = chain[1:]
     router: dict = {
         "routing_strategy": "simple-shuffle",
         "num_retries": 0,  # a failed local call goes straight to the fallback instead of retrying a dead engine
         "timeout": settings.request_timeout_s,
-        "stream_timeout": settings.first_token_timeout_s,
         "allowed_fails_policy": dict(ALLOWED_FAILS_POLICY),
         "cooldown_time": settings.cooldown_s,
         "retry_after": 0,
     }
     if fallbacks:
         router["fallbacks"] = [{a: list(c)} for a, c in sorted(fallbacks.items())]
-    if ctx_fallbacks:
-        router["context_window_fallbacks"] = [{a: list(c)} for a, c in sorted(ctx_fallbacks.items())]
+    if pl.ctx_fallbacks:
+        router["context_window_fallbacks"] = [{a: list(c)} for a, c in sorted(pl.ctx_fallbacks.items())]
     return {
         "model_list": model_list,
         "router_settings": router,

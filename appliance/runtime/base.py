@@ -29,6 +29,10 @@ class ServiceState:
 class Runtime(Protocol):
     kind: str  # "docker" | "process"
 
+    def prepare(self, compose_file: Path, compose: dict, emit=None) -> None:
+        """Everything `up` needs is here and safe (docker: host network only, images pulled with progress;
+        processes: the programs exist). Raises RuntimeBoundaryError with a fix."""
+
     def up(self, project: str, compose_file: Path, compose: dict) -> None:
         """Create and start every service of the project (returns at once; startup is followed by the caller)."""
 
@@ -41,6 +45,11 @@ class Runtime(Protocol):
 
     def new_lines(self, project: str, service: str, cursor: dict) -> list[str]:
         """Lines written since the previous call with the same cursor dict (starts at the beginning)."""
+
+    def signal(self, project: str, service: str, sig: str) -> None:
+        """Send a signal by name (e.g. "SIGUSR2") to a running service's main program."""
+
+    def stop_service(self, project: str, service: str, timeout_s: int = 30) -> None: ...
 
     def projects(self) -> list[str]:
         """Projects of this appliance (names starting with `appliance-`) that have services."""

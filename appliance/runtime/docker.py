@@ -90,8 +90,10 @@ def _ts(value: str | None) -> float | None:
 class DockerRuntime:
     kind = "docker"
 
-    def __init__(self, env: dict | None = None):
+    def __init__(self, env: dict | None = None, local_images: dict[str, str] | None = None):
+        """`local_images`: image → how to build it, for images that exist only locally (never pulled)."""
         self.env = dict(os.environ if env is None else env)
+        self.local_images = dict(local_images or {})
         self._client = None
 
     # -- SDK ---------------------------------------------------------------------------------------
@@ -124,6 +126,60 @@ class DockerRuntime:
             return True
         except docker.errors.ImageNotFound:
             return False
+
+    def prepare(self, compose_file: Path, compose: dict, emit=None) -> None:
+        """Before `up`: what Compose will really run (`docker compose config`) has every service on the host
+        network and no project network (a bridge with a private-range subnet); every image is here (pulled
+        with progress through `emit(kind, message)` when it is not)."""
+        cfg = self.config(compose_file)
+        bad = [n for n, svc in cfg.get("services", {}).items() if svc.get("network_mode") != "host"]
+        if bad or cfg.get("networks"):
+            raise RuntimeBoundaryError(f"{compose_file}: services {', '.join(bad) or '(networks defined)'} are not "
+                                       "on the host network", "this is a bug in the renderer: engines must use "
+                                       "network_mode: host")
+        emit = emit or (lambda kind, message: None)
+        for svc in compose.get("services", {}).values():
+            image = svc["image"]
+            if self.image_exists(image):
+                continue
+            if image in self.local_images:
+                raise RuntimeBoundaryError(f"the image {image} is not in the local docker engine",
+                                           self.local_images[image])
+            emit("info", f"pulling {image} (the first pull of a vLLM image is ~10 GB)")
+            for line in self.pull(image):
+                emit("wait", line)
+
+    def pull(self, image: str) -> Iterator[str]:
+        """Pull with progress from the docker SDK's stream: a line every 2 s while bytes arrive."""
+        import time
+
+        import docker
+
+        last = 0.0
+        try:
+            for ev in self.client.api.pull(image, stream=True, decode=True):
+                now = time.time()
+                if "error" in ev:
+                    raise RuntimeBoundaryError(f"pulling {image}: {ev['error']}", "check the image tag and your "
+                                               "network")
+                prog = ev.get("progressDetail") or {}
+                if prog.get("total") and now - last > 2:
+                    last = now
+                    yield (f"{image}: {ev.get('status', '')} {prog['current'] / 2**20:.0f} / "
+                           f"{prog['total'] / 2**20:.0f} MiB")
+        except docker.errors.APIError as exc:
+            raise RuntimeBoundaryError(f"pulling {image} failed: {exc.explanation or exc}",
+                                       "check the image tag in the profile and that this machine reaches the "
+                                       "registry") from None
+
+    def signal(self, project: str, service: str, sig: str) -> None:
+        """Send `sig` to the service's container (its PID 1: HAProxy's master reloads on SIGUSR2)."""
+        for c in self._containers(project):
+            if c.labels.get(SERVICE_LABEL) == service:
+                c.kill(signal=sig)
+                return
+        raise RuntimeBoundaryError(f"the {service} container of {project} is not running",
+                                   "`appliance up PROFILE` starts it")
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def up(self, project: str, compose_file: Path, compose: dict | None = None) -> None:

@@ -61,10 +61,14 @@ def read_env_file(path: Path) -> dict[str, str]:
 class ProcessRuntime:
     kind = "process"
 
-    def __init__(self, root: Path | None = None, env_file: Path | None = None, litellm: Path | None = None):
+    def __init__(self, root: Path | None = None, env_file: Path | None = None, litellm: Path | None = None,
+                 vllm_command: list[str] | None = None):
+        """`vllm_command`: what runs a service whose entrypoint is `vllm` — the rig assembly decides (a real
+        `vllm` from some environment, or the stand-in engine); None: the `vllm` on PATH."""
         self.root = root or paths.state_dir() / "processes"
         self.env_file = env_file
         self.litellm = litellm
+        self.vllm_command = list(vllm_command) if vllm_command else None
 
     def _dir(self, project: str) -> Path:
         return self.root / project
@@ -73,10 +77,9 @@ class ProcessRuntime:
     def argv_for(self, service: dict) -> list[str]:
         entry = list(service.get("entrypoint") or [])
         command = [str(x) for x in service.get("command") or []]
-        env = service.get("environment") or {}
         if entry[:1] == ["vllm"]:
-            if env.get("APPLIANCE_SIM_DIR"):
-                return [sys.executable, "-m", "appliance.sim.engine", *entry[1:], *command]
+            if self.vllm_command:
+                return [*self.vllm_command, *entry[1:], *command]
             vllm = shutil.which("vllm")
             if not vllm:
                 raise RuntimeBoundaryError("`vllm` is not installed in this environment (--runtime process runs it "
@@ -128,10 +131,11 @@ class ProcessRuntime:
                 os.replace(log, d / f"{name}.log.1")
             with open(log, "ab") as f:
                 f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} appliance: starting {name}\n".encode())
+            cwd = service.get("working_dir")  # relative paths in the program's config (HAProxy's lua-load)
             proc = subprocess.Popen(
                 [sys.executable, "-m", "appliance.runtime.supervise", str(status), str(log), "--", *argv],
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                start_new_session=True, cwd=cwd if cwd and Path(cwd).is_dir() else None)
             # the pid file is ours; the status file is the supervisor's (no two writers)
             (d / f"{name}.pid").write_text(str(proc.pid))
 
@@ -165,6 +169,18 @@ class ProcessRuntime:
                     pass
             (d / f"{n}.pid").unlink(missing_ok=True)
             (d / f"{n}.status.json").unlink(missing_ok=True)
+
+    def prepare(self, compose_file: Path | None, compose: dict, emit=None) -> None:
+        """Before `up`: every program the services run must exist here (nothing to pull)."""
+        for service in compose.get("services", {}).values():
+            self.argv_for(service)
+
+    def signal(self, project: str, service: str, sig: str) -> None:
+        """Send `sig` (e.g. "SIGUSR2") to the service's program itself (HAProxy's master reloads on it)."""
+        st = {s.service: s for s in self.states(project)}.get(service)
+        if st is None or not st.alive or not st.pid:
+            raise RuntimeBoundaryError(f"{service} of {project} is not running", "`appliance up PROFILE` starts it")
+        os.kill(st.pid, getattr(signal, sig))
 
     def stop_service(self, project: str, service: str, timeout_s: int = 30) -> None:
         pid = self._supervisor_pid(self._dir(project), service)

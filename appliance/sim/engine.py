@@ -31,6 +31,19 @@ from appliance.cards import CARDS, GIB
 from appliance.sim import messages as M
 from appliance.sim import physics, promtext, state
 
+def _version() -> str:
+    """The vLLM version this stand-in plays: $APPLIANCE_SIM_VLLM_VERSION (the engine image's tag), else the
+    default 0.19.0. It parses argv with that version's spec (the nearest older known one for an unknown tag)."""
+    return os.environ.get("APPLIANCE_SIM_VLLM_VERSION") or vllm_spec.DEFAULT_VERSION
+
+
+def _spec() -> vllm_spec.Spec:
+    try:
+        return vllm_spec.spec_for(vllm_spec.nearest_known(_version()))
+    except ValueError:  # not a version at all: play the default
+        return vllm_spec.spec_for()
+
+
 FAULTS = {"oom_at_start", "kv_too_small", "cuda_oom", "hf_token_missing", "hang", "crash_mid_stream", "http500",
           "slow_load"}
 RUNTIME_FAULTS = {"none", "http500", "hang", "crash_mid_stream", "dead"}
@@ -524,6 +537,12 @@ class Server(ThreadingMixIn, HTTPServer):
         super().handle_error(request, client_address)
 
 
+def _agent_api(handler, api: str) -> None:
+    from appliance.sim import agent_apis
+
+    agent_apis.serve(handler, api)
+
+
 def _now_s() -> int:
     return int(time.time())
 
@@ -624,12 +643,16 @@ class Handler(BaseHTTPRequestHandler):
                 ("GET", "/health"): self._health,
                 ("GET", "/ping"): self._health,
                 ("POST", "/ping"): self._health,
-                ("GET", "/version"): lambda: self._json(200, {"version": vllm_spec.VLLM_VERSION}),
+                ("GET", "/version"): lambda: self._json(200, {"version": _version()}),
                 ("GET", "/v1/models"): self._models,
                 ("GET", "/metrics"): self._metrics,
                 ("GET", "/load"): lambda: self._json(200, {"server_load": len(eng.running) + eng.waiting}),
                 ("POST", "/v1/chat/completions"): lambda: self._completion(chat=True),
                 ("POST", "/v1/completions"): lambda: self._completion(chat=False),
+                # Anthropic Messages, count_tokens and the Responses API (vLLM >= 0.19 serves them): agent_apis.py
+                ("POST", "/v1/messages"): lambda: _agent_api(self, "messages"),
+                ("POST", "/v1/messages/count_tokens"): lambda: _agent_api(self, "count_tokens"),
+                ("POST", "/v1/responses"): lambda: _agent_api(self, "responses"),
             }
             handler = routes.get((method, path))
             if handler is None:
@@ -1056,26 +1079,26 @@ class _Stop(Exception):
 
 def _validate(cfg: Config) -> None:
     """vLLM's checks that run before the engine is built (api_server.validate_api_server_args, ModelConfig)."""
-    if cfg.enable_auto_tool_choice and cfg.tool_call_parser not in vllm_spec.TOOL_CALL_PARSERS:
+    if cfg.enable_auto_tool_choice and cfg.tool_call_parser not in _spec().tool_call_parsers:
         raise StartupError(_traceback(
             [("entrypoints/openai/api_server.py", 528, "setup_server", "validate_api_server_args(args)"),
              ("entrypoints/openai/api_server.py", 510, "validate_api_server_args", "raise KeyError(")],
             "KeyError: '" + M.INVALID_TOOL_PARSER.format(name=cfg.tool_call_parser,
-                                                         choices=",".join(vllm_spec.TOOL_CALL_PARSERS)) + "'"))
-    if cfg.reasoning_parser and cfg.reasoning_parser not in vllm_spec.REASONING_PARSERS:
+                                                         choices=",".join(_spec().tool_call_parsers)) + "'"))
+    if cfg.reasoning_parser and cfg.reasoning_parser not in _spec().reasoning_parsers:
         raise StartupError(_traceback(
             [("entrypoints/openai/api_server.py", 528, "setup_server", "validate_api_server_args(args)"),
              ("entrypoints/openai/api_server.py", 519, "validate_api_server_args", "raise KeyError(")],
             "KeyError: '" + M.INVALID_REASONING_PARSER.format(name=cfg.reasoning_parser,
-                                                              choices=",".join(vllm_spec.REASONING_PARSERS)) + "'"))
+                                                              choices=",".join(_spec().reasoning_parsers)) + "'"))
 
 
 def _validate_model(cfg: Config) -> None:
-    if cfg.quantization is not None and cfg.quantization not in vllm_spec.QUANTIZATION_METHODS:
+    if cfg.quantization is not None and cfg.quantization not in _spec().quantization_methods:
         raise StartupError(_traceback(
             [("config/model.py", 998, "_verify_quantization", "raise ValueError(")],
             "pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelConfig\n  Value error, "
-            + M.UNKNOWN_QUANTIZATION.format(name=cfg.quantization, choices=list(vllm_spec.QUANTIZATION_METHODS))))
+            + M.UNKNOWN_QUANTIZATION.format(name=cfg.quantization, choices=list(_spec().quantization_methods))))
 
 
 class Runner:
@@ -1086,7 +1109,7 @@ class Runner:
         self.log = M.Log()
 
     def run(self) -> int:
-        parser = vllm_spec.build_serve_parser("vllm serve")
+        parser = vllm_spec.build_serve_parser("vllm serve", version=_spec().version)
         try:
             ns = parser.parse_args(self.argv)
         except ValueError as e:  # --served-model-name without a positional model
@@ -1094,7 +1117,7 @@ class Runner:
                              f"ValueError: {e}"), file=sys.stderr)
             return 1
         if ns.model is None:
-            ns.model = vllm_spec.FLAGS["model"].default
+            ns.model = _spec().flags["model"].default
         cfg = Config(ns, parser)
         for w in parser.warnings:
             self.log.api(M.MODEL_FLAG, level="WARNING")
@@ -1128,7 +1151,7 @@ class Runner:
 
     def _run(self, cfg: Config, sim_dir: Path, faults: set[str]) -> int:
         log = self.log
-        log.api(M.VERSION, vllm_spec.VLLM_VERSION, cfg.model)
+        log.api(M.VERSION, _version(), cfg.model)
         log.api(M.NON_DEFAULT, cfg.non_default)
         _validate(cfg)
         sock = _bind(cfg)
@@ -1298,7 +1321,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigterm)
     if args and args[0] in ("-v", "--version"):
-        print(vllm_spec.VLLM_VERSION)
+        print(_version())
         sys.exit(0)
     if not args or args[0] != "serve":
         choice = f"invalid choice: '{args[0]}' " if args else "the following arguments are required: subparser"

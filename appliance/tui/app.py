@@ -16,6 +16,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.worker import Worker, WorkerState
 
+from appliance.telemetry import Series
 from appliance.tui import fmt
 from appliance.tui.backend import Backend, RigInfo, StackBackend
 from appliance.tui.messages import Sample, SwitchFinished, SwitchProgress
@@ -91,9 +92,9 @@ class ApplianceApp(App):
     @work(thread=True, exclusive=True, group="sample", exit_on_error=False)
     def _sample_worker(self) -> Sample:
         snap = self.backend.sample()
-        keys = ["rig:gen_tps"] + [f"gpu:{g.index}:power_w" for g in snap.gpus]
+        keys = [Series.RIG_GEN_TPS] + [Series.gpu_power_w(g.index) for g in snap.gpus]
         for e in snap.engines:
-            keys += [f"engine:{e.name}:gen_tps", f"engine:{e.name}:prompt_tps"]
+            keys += [Series.engine_gen_tps(e.name), Series.engine_prompt_tps(e.name)]
         return Sample(snap, {k: self.backend.history(k) for k in keys})
 
     @work(thread=True, exclusive=True, group="info", exit_on_error=False)
@@ -131,6 +132,8 @@ class ApplianceApp(App):
                 self.notify(_err_text(w.error), title="power limit", severity="error", timeout=8)
 
     def _refresh_screen(self) -> None:
+        if not self.screen_stack:  # a sample that finishes while the app is closing has no screen to show
+            return
         screen = self.screen
         if hasattr(screen, "refresh_view"):
             screen.refresh_view()
@@ -297,9 +300,10 @@ def _run_demo() -> None:
     from appliance.errors import ApplianceError
     from appliance.load import BackgroundTraffic
     from appliance.profile import load_profile
-    from appliance.stack import Rig, Stack
+    from appliance.rig import simulated_rig
+    from appliance.stack import Stack
 
-    stack = Stack(Rig(sim=True, runtime="process"), lambda ev: print(f"  {ev.message}", flush=True))
+    stack = Stack(simulated_rig(runtime="process"), lambda ev: print(f"  {ev.message}", flush=True))
     profile = load_profile("rtx3090x4-qwen35-27b")
     print(f"appliance demo: {profile.name} on a simulated rig — starting (about 10 s) …", flush=True)
     traffic = None
@@ -311,7 +315,7 @@ def _run_demo() -> None:
             return
         if not result.ok:
             return
-        port = stack.rig.load_state()["proxy"]["port"]
+        port = stack.rig.state.load().proxy.port
         traffic = BackgroundTraffic(f"http://127.0.0.1:{port}/v1", secrets.master_key(),
                                     profile.engines[0].aliases[0], concurrency=3).start()
         ApplianceApp(StackBackend(stack), demo=True).run()

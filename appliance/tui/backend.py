@@ -50,8 +50,7 @@ class Backend(Protocol):
     def sample(self) -> "Snapshot": ...
 
     def history(self, key: str) -> list[float]:
-        """Values of a bounded series: engine:<name>:gen_tps, engine:<name>:prompt_tps, gpu:<i>:power_w,
-        rig:gen_tps."""
+        """Values of a bounded series named by appliance.telemetry.Series."""
         ...
 
     def profiles(self) -> list[ProfileEntry]: ...
@@ -108,9 +107,9 @@ class StackBackend:
             running = bool(self.stack.engine_projects())
         except ApplianceError as exc:
             runtime_problem = exc.message + (f" — {exc.hint}" if exc.hint else "")
-        kind = "simulated rig" if rig.sim else "GPU rig"
         where = "local processes" if rig.runtime_kind == "process" else "docker"
-        return RigInfo(" · ".join([kind] + desc + [where]), rig.sim, gpu_problem, runtime_problem, running)
+        return RigInfo(" · ".join([rig.label] + desc + [where]), rig.simulated, gpu_problem, runtime_problem,
+                       running)
 
     def sample(self):
         return self.sampler.sample()

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from appliance.profile import load_profile
-from appliance.stack import Rig, Stack
+from appliance.rig import simulated_rig
+from appliance.stack import Stack
 from appliance.tui.app import ApplianceApp
 from appliance.tui.backend import StackBackend
 from appliance.tui.screens.logs import LogsScreen
@@ -30,7 +31,7 @@ def rig(tmp_path_factory, litellm_bin):
     saved = dict(os.environ)
     os.environ.update(rig_env(tmp))
     os.environ["APPLIANCE_SIM_LOAD_S"] = "0.5"
-    stack = Stack(Rig(sim=True, runtime="process"), drain_s=2)
+    stack = Stack(simulated_rig(runtime="process"), drain_s=2)
     try:
         assert stack.up(load_profile("alpha")).ok
         yield stack

@@ -9,6 +9,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from appliance.telemetry import Series
 from appliance.tui.widgets.engines import EngineTable
 from appliance.tui.widgets.gpus import GpuTable
 from appliance.tui.widgets.headline import Headline
@@ -84,10 +85,10 @@ class DashboardScreen(Screen):
         if self.has_class("-plots") and new_sample and self._plot_n % 3 == 0:
             limits = [g.power_limit_w for g in snap.gpus if g.power_limit_w]
             self.query_one("#plot-power", HistoryPlot).show(
-                {f"GPU {g.index}": sample.history.get(f"gpu:{g.index}:power_w", []) for g in snap.gpus},
+                {f"GPU {g.index}": sample.history.get(Series.gpu_power_w(g.index), []) for g in snap.gpus},
                 max(limits) if limits else None)
             self.query_one("#plot-tps", HistoryPlot).show(
-                {e.name: sample.history.get(f"engine:{e.name}:gen_tps", []) for e in snap.engines})
+                {e.name: sample.history.get(Series.engine_gen_tps(e.name), []) for e in snap.engines})
         warn = self.query_one("#warnings", Static)
         dup = app.info is not None and app.info.gpu_problem
         lines = [w for w in snap.warnings if not (dup and w.startswith("GPUs:"))]

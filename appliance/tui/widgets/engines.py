@@ -6,9 +6,10 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from appliance.tui.widgets.panel import Panel
 
+from appliance.telemetry import Series
 from appliance.tui import fmt
+from appliance.tui.widgets.panel import Panel
 
 HEALTH_STYLE = {"healthy": "green", "loading": "yellow", "unhealthy": "bold red", "down": "bold red"}
 
@@ -60,7 +61,7 @@ class EngineTable(Panel):
         for e in snap.engines:
             s = e.stats
             name = Text("● ", style=HEALTH_STYLE.get(e.health, "yellow")).append(e.name, style="bold")
-            gen_hist = history.get(f"engine:{e.name}:gen_tps", [])
+            gen_hist = history.get(Series.engine_gen_tps(e.name), [])
             sp = Text(fmt.spark(gen_hist, spark_w), style="cyan")
             rw = Text(f"{fmt.count(s.running)}/{fmt.count(s.waiting)}", style="yellow" if (s.waiting or 0) > 0 else "")
             kv = Text(fmt.pct(s.kv_usage), style="bold red" if (s.kv_usage or 0) >= 0.95 else

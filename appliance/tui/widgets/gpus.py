@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from appliance.tui.widgets.panel import Panel
 
+from appliance.telemetry import Series
 from appliance.tui import fmt
+from appliance.tui.widgets.panel import Panel
 
 THERMAL = ("HW thermal", "SW thermal", "HW slowdown", "power brake")
 
@@ -60,7 +61,7 @@ class GpuTable(Panel):
         for g in snap.gpus:
             name = f"{g.index}" + (f" {g.name.replace('NVIDIA ', '').replace('GeForce ', '')}" if wide else "")
             label = Text(name, style="bold" if g.index in used else "bright_black")
-            hist = history.get(f"gpu:{g.index}:power_w", [])
+            hist = history.get(Series.gpu_power_w(g.index), [])
             sp = Text(fmt.spark(hist, spark_w, 0, g.power_max_w or g.power_limit_w),
                       style="yellow" if g.at_power_limit else "cyan")
             temp = Text(fmt.num(g.temperature_c, "°C"),

@@ -5,13 +5,14 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from appliance.telemetry import Series
 from appliance.tui import fmt
 
 
 def rig_power_history(snap, history: dict[str, list[float]]) -> list[float]:
     """Sum of the profile's GPUs' power series, aligned on the most recent sample."""
     used = {i for e in snap.engines for i in e.gpus} or {g.index for g in snap.gpus}
-    series = [history.get(f"gpu:{i}:power_w", []) for i in sorted(used)]
+    series = [history.get(Series.gpu_power_w(i), []) for i in sorted(used)]
     series = [s for s in series if s]
     if not series:
         return []
@@ -41,17 +42,17 @@ class Headline(Static):
         if capped:
             t.append(f" · GPU {fmt.gpu_range(capped)} at power limit", style="yellow")
         history = history or {}
-        if not history.get("rig:gen_tps"):
+        if not history.get(Series.RIG_GEN_TPS):
             self.update(t, layout=self._lines != 1 or self.size.height != 1)
             self._lines = 1
             return
         t.append("\n")
         spark_w = max(8, (width - 44) // 2)
         t.append("generation ", style="bright_black")
-        t.append(fmt.spark(history.get("rig:gen_tps", []), spark_w), style="cyan")
+        t.append(fmt.spark(history.get(Series.RIG_GEN_TPS, []), spark_w), style="cyan")
         t.append("  power ", style="bright_black")
         t.append(fmt.spark(rig_power_history(snap, history), spark_w), style="cyan")
-        t.append(f"  (last {min(len(history.get('rig:gen_tps', [])), spark_w)} s)", style="bright_black")
+        t.append(f"  (last {min(len(history.get(Series.RIG_GEN_TPS, [])), spark_w)} s)", style="bright_black")
         # lay out again when the line count changed, or when the last layout left the wrong height (an update
         # that raced the first layout)
         self.update(t, layout=self._lines != 2 or self.size.height != 2)

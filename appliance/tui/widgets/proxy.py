@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.columns import Columns
 from rich.console import Group
 from rich.text import Text
+
 from appliance.tui.widgets.panel import Panel
 
 RECENT = 10  # samples: a fallback counted within them is "active"

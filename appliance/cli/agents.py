@@ -1,0 +1,139 @@
+"""`keys` and `endpoint`: what agents and hosted fallbacks need."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def cmd_keys(args) -> int:
+    from appliance import secrets
+
+    if args.action == "set":
+        if not args.provider:
+            from appliance.errors import ApplianceError
+
+            raise ApplianceError("`appliance keys set` needs a provider",
+                                 "one of " + ", ".join(secrets.PROVIDERS) + ", or an env var name")
+        name = secrets.env_name(args.provider)
+        if args.stdin or not sys.stdin.isatty():
+            value = sys.stdin.readline()
+        else:
+            import getpass
+
+            value = getpass.getpass(f"{name} (input hidden): ")
+        secrets.set_key(name, value)
+        print(f"stored {name} in {secrets.secrets_file()} (mode 0600); restart the proxy to use it: "
+              "`appliance up` / `switch` do that when the config changes, or `appliance down --all` then `up`")
+        return 0
+    if args.action == "rm":
+        name = secrets.env_name(args.provider)
+        print(f"removed {name}" if secrets.remove_key(name) else f"{name} was not in the secrets file")
+        return 0
+    rows = secrets.status()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"secrets file: {secrets.secrets_file()}")
+    for r in rows:
+        print(f"  {r['name']:<22} {'set (' + r['source'] + ')' if r['set'] else 'not set'}")
+    return 0
+
+
+def claude_code_alias(profile) -> str | None:
+    """The alias to set as Claude Code's model: the first alias of the first engine that can call tools (Claude
+    Code always sends tools), else the first alias."""
+    if profile is None:
+        return None
+    engines = sorted(profile.engines, key=lambda e: not (e.enable_auto_tool_choice and e.tool_call_parser))
+    return next((e.aliases[0] for e in engines if e.aliases), None)
+
+
+def routes_by_alias(pl) -> dict[str, dict]:
+    """Per model name the front door serves: where its requests can go, in order (`local:<port>`, then
+    `hosted:<name>`), and whether any of that costs money."""
+    return {a: {"route": pl.where(a), "hosted": pl.reaches_hosted(a)} for a in pl.served()}
+
+
+def print_routes(pl, spend: dict[str, float] | None = None) -> None:
+    """The per-alias table `endpoint` and `status` print."""
+    print(f"# where requests go (profile {pl.profile or 'none running'}"
+          + (", local only: no hosted model" if pl.local_only else "") + "):")
+    for a, r in routes_by_alias(pl).items():
+        cost = f"  (today: ${spend[a]:.4f})" if spend and a in spend else ""
+        print(f"#   {a:<16} {' → '.join(r['route'])}{cost}")
+    if not pl.served():
+        print("#   (nothing: start a profile with `appliance up PROFILE`)")
+
+
+def cmd_endpoint(args) -> int:
+    """What an agent needs: base URLs, the key, which alias to ask for, and where each alias's requests go."""
+    from appliance import secrets
+    from appliance.cli.common import _rig
+    from appliance.errors import StackError
+    from appliance.stack import Stack
+
+    stack = Stack(_rig(args))
+    proxy = stack.rig.state.load().proxy
+    if not proxy:
+        raise StackError("the proxy has not been started on this rig", "`appliance up PROFILE` starts it")
+    host = "127.0.0.1" if proxy.host in ("127.0.0.1", "0.0.0.0") else proxy.host
+    root = f"http://{host}:{proxy.port}"
+    key = secrets.master_key()
+    profile = stack.active_profile()
+    pl = stack.front_door.plan(profile)
+    model = claude_code_alias(profile)
+    aliases = {}
+    for a, r in routes_by_alias(pl).items():
+        engine = profile.aliases.get(a) if profile else None
+        aliases[a] = {**r, "local": engine.model if engine else None, "engine": engine.label if engine else None,
+                      "fallbacks": pl.fallbacks.get(a) or pl.global_aliases.get(a) or []}
+    claude = {"ANTHROPIC_BASE_URL": root, "ANTHROPIC_AUTH_TOKEN": key, "ANTHROPIC_MODEL": model,
+              "ANTHROPIC_DEFAULT_HAIKU_MODEL": model}
+    if args.json:
+        print(json.dumps({"base_url": f"{root}/v1", "api_key": key, "profile": profile.name if profile else None,
+                          "local_only": pl.local_only,
+                          "openai": {"OPENAI_BASE_URL": f"{root}/v1", "OPENAI_API_KEY": key},
+                          "claude_code": claude, "key_headers": ["Authorization: Bearer <key>", "x-api-key: <key>"],
+                          "apis": ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages",
+                                   "/v1/messages/count_tokens", "/v1/models"],
+                          "aliases": aliases}, indent=2))
+        return 0
+    print("# OpenAI-style clients (OpenAI SDKs, Codex, aider, …): chat, completions and the Responses API")
+    print(f"export OPENAI_BASE_URL={root}/v1")
+    print(f"export OPENAI_API_KEY={key}")
+    print()
+    print("# Claude Code (and Anthropic SDKs): Messages API; the key goes as `Authorization: Bearer`")
+    print(f"export ANTHROPIC_BASE_URL={root}")
+    print(f"export ANTHROPIC_AUTH_TOKEN={key}")
+    print("unset ANTHROPIC_API_KEY   # a set ANTHROPIC_API_KEY wins over the token (it is sent as x-api-key, which "
+          "works too)")
+    shown = model or "<an alias below>"
+    print(f"export ANTHROPIC_MODEL={shown}")
+    print(f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={shown}   # Claude Code's background model: otherwise it asks "
+          "for a claude-haiku name the front door does not serve")
+    print()
+    print_routes(pl)
+    return 0
+
+
+def spend_today(stack, pl) -> dict[str, float]:
+    """Today's hosted spend per alias (USD, from LiteLLM's token counters and its bundled price map); {} when the
+    proxy does not answer."""
+    import time
+
+    from appliance import costs, http, metrics, paths, secrets
+
+    proxy = stack.rig.state.load().proxy
+    if not proxy:
+        return {}
+    with http.client(timeout_s=3.0) as c:
+        r = http.get(c, f"http://127.0.0.1:{proxy.litellm_port}/metrics/",
+                     headers={"Authorization": f"Bearer {secrets.master_key()}"})
+    if not r.ok:
+        return {}
+    scrape = metrics.parse(r.body or "", time.time())
+    hosted = {name: h.litellm_model for name, h in pl.hosted.items()}
+    ledger = costs.SpendLedger(stack.rig.dir / "spend.json" if hasattr(stack.rig, "dir") else
+                               paths.state_dir() / "spend.json")
+    return costs.today_by_alias(scrape, hosted, ledger)
