@@ -207,4 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     rig_opts(p)
     p.set_defaults(func=cmd_bench)
+    from appliance.cli.fitcheck import _gpus_for
+    from appliance.editing import commands as editing
+
+    editing.register(sub, gpus_for=_gpus_for)  # new, set, edit
     return parser

@@ -20,6 +20,7 @@ from appliance.telemetry import Series
 from appliance.tui import fmt
 from appliance.tui.backend import Backend, RigInfo, StackBackend
 from appliance.tui.messages import Sample, SwitchFinished, SwitchProgress
+from appliance.tui.screens.bench import BenchScreen
 from appliance.tui.screens.dashboard import DashboardScreen
 from appliance.tui.screens.logs import LogsScreen
 from appliance.tui.screens.modals import ConfirmSwitch, HelpScreen, PowerDialog
@@ -41,7 +42,7 @@ def _err_text(exc: BaseException) -> str:
 class ApplianceApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "appliance"
-    MODES = {"dashboard": DashboardScreen, "profiles": ProfilesScreen, "logs": LogsScreen}
+    MODES = {"dashboard": DashboardScreen, "profiles": ProfilesScreen, "logs": LogsScreen, "bench": BenchScreen}
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
         Binding("d", "mode('dashboard')", "Dashboard"),
@@ -49,6 +50,7 @@ class ApplianceApp(App):
         Binding("l", "mode('logs')", "Logs"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("b", "mode('bench')", "Bench"),  # after Help and Quit: those stay visible at 80 columns
         Binding("t", "timeline", "Last switch", show=False),
         Binding("D", "demo", "Demo", show=False),
     ]
@@ -139,7 +141,7 @@ class ApplianceApp(App):
     # -- navigation --------------------------------------------------------------------------------------
     def action_mode(self, mode: str) -> None:
         while len(self.screen_stack) > 1 and not isinstance(self.screen, (DashboardScreen, ProfilesScreen,
-                                                                          LogsScreen)):
+                                                                          LogsScreen, BenchScreen)):
             self.pop_screen()
         self.switch_mode(mode)
 
@@ -262,6 +264,8 @@ class ApplianceApp(App):
         yield SystemCommand("Dashboard", "GPUs, engines, proxy, efficiency", lambda: self.action_mode("dashboard"))
         yield SystemCommand("Profiles", "list, fit check, diff, switch", lambda: self.action_mode("profiles"))
         yield SystemCommand("Logs", "engine and proxy logs (follow, search)", lambda: self.action_mode("logs"))
+        yield SystemCommand("Bench results", "recorded runs, tables, plot, apply the recommended power limit",
+                            lambda: self.action_mode("bench"))
         yield SystemCommand("Power limit …", "set the limit of the active profile's GPUs", self.action_power)
         yield SystemCommand("Power −10 W", "lower the GPU power limit", lambda: self.action_power_step(-10))
         yield SystemCommand("Power +10 W", "raise the GPU power limit", lambda: self.action_power_step(10))

@@ -142,6 +142,14 @@ HELP = """\
 [b]Profiles[/b]
   [b]↑ ↓[/b] choose · [b]Enter[/b] or [b]s[/b] switch (asks first) · [b]r[/b] reload the files
   the right pane: fit breakdown (VRAM per GPU) and what changes against the active profile
+  [b]e[/b] edit (a shipped profile: your own copy) · [b]n[/b] new from a profile or a model · [b]c[/b] copy · [b]x[/b] delete
+
+[b]Editor[/b]
+  [b]Tab[/b]/[b]Shift+Tab[/b] move · the fit updates as you type · [b]ctrl+s[/b] save (then: switch?) · [b]Esc[/b] back
+  [b]ctrl+n[/b] next engine
+
+[b]Bench[/b] ([b]b[/b])
+  recorded runs, tables, plot · [b]a[/b] write the recommended power limit into the profile
 
 [b]Logs[/b]
   [b]← →[/b] or click: engine / proxy · [b]f[/b] follow · [b]/[/b] search · [b]Esc[/b] clear the search

@@ -123,7 +123,11 @@ def detail(entry, fr, fit_err, active) -> Group:
 
 class ProfilesScreen(Screen):
     BINDINGS = [
-        Binding("s", "switch", "Switch to"),
+        Binding("s", "switch", "Switch"),
+        Binding("e", "edit", "Edit"),
+        Binding("n", "new", "New"),
+        Binding("c", "duplicate", "Copy"),
+        Binding("x,delete", "delete", "Delete"),
         Binding("t", "app.timeline", "Last switch"),
         Binding("r", "reload", "Reload"),
     ]
@@ -247,3 +251,88 @@ class ProfilesScreen(Screen):
             return
         fr, _ = self.fits.get(e.name, (None, None))
         self.app.ask_switch(e.profile, fr, self.active)
+
+    # -- editing: new, duplicate, edit, delete (appliance.editing does the files) ----------------------------
+    def open_editor(self, path) -> None:
+        from appliance.tui.screens.editor import EditorScreen
+
+        self.app.push_screen(EditorScreen(path, self.active))
+
+    def _names(self) -> list[str]:
+        return [e.name for e in self.entries]
+
+    def action_edit(self) -> None:
+        from appliance.editing import store
+        from appliance.errors import ApplianceError
+
+        e = self.selected()
+        if e is None:
+            return
+        try:
+            path, copied = store.editable(e.path if e.path.is_absolute() else e.path.stem)
+        except ApplianceError as exc:
+            self.app.notify(exc.message, severity="error")
+            return
+        if e.profile is None:  # the editor shows what is wrong at the field, if the YAML itself parses
+            from appliance.editing import roundtrip
+
+            try:
+                ok = isinstance(roundtrip.load(path.read_text(encoding="utf-8"), str(path)), dict)
+            except (ApplianceError, OSError):
+                ok = False
+            if not ok:
+                self.app.notify(f"{path.name} is not a YAML mapping; fix it in a text editor: appliance edit "
+                                f"{e.name}", severity="error", timeout=8)
+                return
+        if copied is not None:
+            self.app.notify(f"{e.name} is shipped (read-only): you are editing your own copy of it", timeout=6)
+            self.action_reload()
+        self.open_editor(path)
+
+    def action_new(self, start: str | None = None, title: str = "New profile") -> None:
+        from appliance.tui.screens.editor_dialogs import NewProfileDialog
+
+        def done(path) -> None:
+            if path is not None:
+                self.action_reload()
+                self.open_editor(path)
+
+        self.app.push_screen(NewProfileDialog(self._names(), start, title, create=self._create), done)
+
+    def action_duplicate(self) -> None:
+        e = self.selected()
+        if e is not None:
+            self.action_new(e.name, f"Duplicate {e.name}")
+
+    @staticmethod
+    def _create(req):
+        """The new file (ApplianceError: the dialog shows it and stays open)."""
+        from appliance.editing import create
+
+        return create.new_profile(req.name, req.from_profile, req.model, req.card, req.gpu_count)
+
+    def action_delete(self) -> None:
+        from appliance.editing import store
+        from appliance.tui.screens.editor_dialogs import ConfirmDialog
+
+        e = self.selected()
+        if e is None:
+            return
+        if store.is_shipped(e.path):
+            self.app.notify(f"{e.name} is a shipped profile (read-only); only your own profiles can be deleted",
+                            severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                from appliance.errors import ApplianceError
+
+                try:
+                    store.delete(e.path)
+                except ApplianceError as exc:
+                    self.app.notify(exc.message, severity="error")
+                    return
+                self.app.notify(f"deleted {e.path.name} (its last version is in {store.HISTORY_DIR}/)")
+                self.action_reload()
+
+        self.app.push_screen(ConfirmDialog(f"Delete your profile {e.name} ({e.path})?", "Delete (y)"), answer)
