@@ -1,0 +1,87 @@
+"""Drain on SIGTERM, the same scenario against the stand-in and the real vLLM (measured behaviour of 0.32):
+with --shutdown-timeout the server keeps answering (/health 200), NEW requests get HTTP 500 "cannot schedule new
+futures after shutdown", the stream in flight completes, the process exits 0; when the window runs out the stream
+ends with an error event inside the HTTP 200 stream."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+
+from .client import TIMEOUT, chat_body, events, post
+
+STREAM_TOKENS = 400  # ≥ 1.5 s even for the real engine alone (~270 tok/s); well inside a 20 s drain under load
+
+
+class Stream:
+    """A streamed chat request read on a thread: its raw SSE text and the number of content chunks so far."""
+
+    def __init__(self, eng, max_tokens: int):
+        self.raw, self.chunks, self.status, self.error = "", 0, None, None
+        body = chat_body("local", max_tokens=max_tokens, ignore_eos=True, stream=True,
+                         stream_options={"include_usage": True})
+        self.thread = threading.Thread(target=self._run, args=(eng, body), daemon=True)
+        self.thread.start()
+
+    def _run(self, eng, body) -> None:
+        try:
+            with httpx.Client(timeout=TIMEOUT) as c, c.stream("POST", eng.url + "/v1/chat/completions", json=body) as r:
+                self.status = r.status_code
+                for line in r.iter_lines():
+                    self.raw += line + "\n"
+                    self.chunks += line.startswith("data: ")
+        except httpx.HTTPError as exc:
+            self.error = repr(exc)
+
+    def wait_chunks(self, n: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.chunks < n:
+            assert time.monotonic() < deadline and self.thread.is_alive(), (self.status, self.error, self.raw[-500:])
+            time.sleep(0.02)
+
+    def finish(self, timeout: float = 90) -> list:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the stream never ended (the client timeout would have cut it)"
+        assert self.error is None, self.error
+        return events(self.raw.replace("\n", "\n\n"))
+
+
+@pytest.mark.ends_shared_engine
+def test_drain_completes_the_stream_and_refuses_new_requests(shared, kind):
+    eng = shared.forget(kind)  # this test ends the shared engine (run last; the next get() starts a new one)
+    try:
+        stream = Stream(eng, STREAM_TOKENS)
+        stream.wait_chunks(5)
+        eng.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        health = httpx.get(eng.url + "/health", timeout=10)
+        new = post(eng, "/v1/chat/completions", chat_body("tiny", max_tokens=2))
+        assert health.status_code == 200, f"[{kind}] /health during the drain: {health.status_code}"
+        assert new.status_code == 500, f"[{kind}] a new request during the drain: {new.status_code} {new.text}"
+        assert new.json()["error"] == {"message": "cannot schedule new futures after shutdown",
+                                       "type": "InternalServerError", "param": None, "code": 500}
+        evs = stream.finish()
+        assert stream.status == 200 and evs[-1] == "[DONE]", evs[-3:]
+        assert evs[-2]["usage"]["completion_tokens"] == STREAM_TOKENS
+        assert evs[-3]["choices"][0]["finish_reason"] == "length"
+        assert eng.wait_exit(60) == 0, eng.output()[-3000:]
+    finally:
+        eng.stop()
+
+
+def test_drain_running_out_ends_the_stream_with_an_error_event(own_engines, kind):
+    eng = own_engines(kind, "--shutdown-timeout", "2")
+    stream = Stream(eng, 1900)  # far longer than the 2 s window, even on the stand-in's 3090 (~100 tok/s)
+    stream.wait_chunks(5)
+    eng.proc.send_signal(signal.SIGTERM)
+    evs = stream.finish()
+    assert stream.status == 200 and evs[-1] == "[DONE]", evs[-3:]
+    err = evs[-2]["error"]
+    assert err["code"] == 500 and err["message"].startswith("EngineCore encountered an issue"), err
+    assert not any(ch.get("finish_reason") for e in evs[:-2] for ch in e.get("choices", [])), "no normal finish"
+    rc = eng.wait_exit(60)
+    assert rc == 0, f"[{kind}] exit code {rc}"
