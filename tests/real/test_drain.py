@@ -14,14 +14,15 @@ import pytest
 
 from .client import TIMEOUT, chat_body, events, post
 
-STREAM_TOKENS = 400  # ≥ 1.5 s even for the real engine alone (~270 tok/s); well inside a 20 s drain under load
+STREAM_TOKENS = 1000  # ~4 s at ~250 tok/s (either engine alone); ~13 s at the 75 tok/s seen under load: inside 20 s
 
 
 class Stream:
     """A streamed chat request read on a thread: its raw SSE text and the number of content chunks so far."""
 
-    def __init__(self, eng, max_tokens: int):
-        self.raw, self.chunks, self.status, self.error = "", 0, None, None
+    def __init__(self, eng, max_tokens: int, read_timeout: float = TIMEOUT.read):
+        self.raw, self.chunks, self.status, self.error, self.hung = "", 0, None, None, False
+        self.timeout = httpx.Timeout(read_timeout, connect=5.0)
         body = chat_body("local", max_tokens=max_tokens, ignore_eos=True, stream=True,
                          stream_options={"include_usage": True})
         self.thread = threading.Thread(target=self._run, args=(eng, body), daemon=True)
@@ -29,11 +30,13 @@ class Stream:
 
     def _run(self, eng, body) -> None:
         try:
-            with httpx.Client(timeout=TIMEOUT) as c, c.stream("POST", eng.url + "/v1/chat/completions", json=body) as r:
+            with httpx.Client(timeout=self.timeout) as c, c.stream("POST", eng.url + "/v1/chat/completions", json=body) as r:
                 self.status = r.status_code
                 for line in r.iter_lines():
                     self.raw += line + "\n"
                     self.chunks += line.startswith("data: ")
+        except httpx.ReadTimeout:
+            self.hung = True  # no byte for `read_timeout` seconds: the client gives up, as every client must
         except httpx.HTTPError as exc:
             self.error = repr(exc)
 
@@ -73,15 +76,27 @@ def test_drain_completes_the_stream_and_refuses_new_requests(shared, kind):
         eng.stop()
 
 
-def test_drain_running_out_ends_the_stream_with_an_error_event(own_engines, kind):
+def test_drain_running_out_never_finishes_the_stream_normally(own_engines, kind):
+    """The window runs out mid-stream. Real 0.32 (measured here): either an error event inside the HTTP 200 stream
+    then [DONE] (reference runs), or — under CPU contention, 1 of 1 run — no further byte at all until the client
+    gives up (uvicorn then waits for that connection before the process exits). The stand-in does the first. Either
+    way the stream never ends as if it were complete, and the engine is gone once the client has given up."""
     eng = own_engines(kind, "--shutdown-timeout", "2")
-    stream = Stream(eng, 1900)  # far longer than the 2 s window, even on the stand-in's 3090 (~100 tok/s)
+    stream = Stream(eng, 1900, read_timeout=30)  # far longer than the 2 s window, even on the stand-in's 3090
     stream.wait_chunks(5)
     eng.proc.send_signal(signal.SIGTERM)
     evs = stream.finish()
-    assert stream.status == 200 and evs[-1] == "[DONE]", evs[-3:]
-    err = evs[-2]["error"]
-    assert err["code"] == 500 and err["message"].startswith("EngineCore encountered an issue"), err
-    assert not any(ch.get("finish_reason") for e in evs[:-2] for ch in e.get("choices", [])), "no normal finish"
+    assert stream.status == 200
+    assert not any(ch.get("finish_reason") for e in evs if isinstance(e, dict) for ch in e.get("choices", [])), \
+        "the stream finished normally although the drain window ran out"
+    if stream.hung:
+        assert kind == "real", "the stand-in must end the stream with an error event"
+        print(f"[{kind}] the stream hung after the drain window ran out (client timeout)")
+    else:
+        assert evs[-1] == "[DONE]", evs[-3:]
+        err = evs[-2]["error"]
+        assert err["code"] == 500 and err["message"].startswith("EngineCore encountered an issue"), err
     rc = eng.wait_exit(60)
-    assert rc == 0, f"[{kind}] exit code {rc}"
+    print(f"[{kind}] exit code after the drain ran out: {rc}")
+    if not stream.hung:
+        assert rc == 0, f"[{kind}] exit code {rc}"
