@@ -16,6 +16,7 @@ API (all pure except the file-existence checks):
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from appliance import paths
@@ -27,6 +28,9 @@ SERVED_NAMES = ("tiny", "local")  # the first name is the one answers and metric
 # small explicit size keeps one engine at ~2.2 GB RSS so two fit next to the other tests.
 KV_CACHE_BYTES = "64M"
 MAX_MODEL_LEN = 2048
+# vLLM puts ZMQ IPC sockets at $TMPDIR/<uuid4>; a Unix socket path has at most 107 bytes (measured: a deeper
+# TMPDIR fails the start with `ZMQError: ipc path … is longer than 107 characters`).
+MAX_TMPDIR_LEN = 64
 
 
 def venv_dir() -> Path:
@@ -52,12 +56,17 @@ def tiny_model_dir() -> Path | None:
 
 def engine_env(workdir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for one real engine: every cache and temporary file inside `workdir` (each start leaves ZMQ
-    socket files and a vllm_dist_* file in TMPDIR), no hub, no usage reporting."""
+    socket files and a vllm_dist_* file in TMPDIR), no hub, no usage reporting. TMPDIR is workdir/tmp unless that
+    path is too long for ZMQ's Unix sockets; then a fresh /tmp/vllm-* directory (named in workdir/tmp-path)."""
     workdir = Path(workdir)
     env = dict(os.environ if base is None else base)
     for key in [k for k in env if k.startswith(("APPLIANCE_SIM_", "VLLM_"))]:
         env.pop(key)  # a stand-in's settings or a stray VLLM_* knob must not leak into the real engine
     tmp = workdir / "tmp"
+    if len(str(tmp)) > MAX_TMPDIR_LEN:
+        workdir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="vllm-", dir="/tmp"))  # short enough for ZMQ's socket paths
+        (workdir / "tmp-path").write_text(str(tmp))  # where it went, for whoever cleans up
     tmp.mkdir(parents=True, exist_ok=True)
     env.update({
         "TMPDIR": str(tmp),

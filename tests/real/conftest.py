@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -112,6 +113,9 @@ class Engine:
             pass
         if self in _live:
             _live.remove(self)
+        moved = self.workdir / "tmp-path"  # realvllm.engine_env put TMPDIR under /tmp (path length)
+        if moved.is_file():
+            shutil.rmtree(moved.read_text(), ignore_errors=True)
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, wait, then SIGKILL the group whatever happened (no orphaned EngineCore survives a test)."""

@@ -12,7 +12,8 @@ from appliance import metrics
 
 from .client import TIMEOUT, chat_body
 
-# ngram drafting proposes what already appeared: a repetitive prompt gives it something to accept
+# ngram drafting proposes what already appeared: a repetitive prompt, and greedy decoding (a random tiny model
+# then falls into loops), give it something to accept
 PROMPT = "one two three four five six seven eight nine ten " * 8
 
 
@@ -26,7 +27,7 @@ def test_sampler_math_on_a_real_engine(shared):
 
     def one() -> None:
         r = httpx.post(eng.url + "/v1/chat/completions", timeout=TIMEOUT,
-                       json=chat_body("local", content=PROMPT, max_tokens=160, ignore_eos=True))
+                       json=chat_body("local", content=PROMPT, max_tokens=160, ignore_eos=True, temperature=0))
         usage.append(r.json()["usage"]["completion_tokens"] if r.status_code == 200 else -1)
 
     first = prev = _scrape(eng, time.monotonic())
