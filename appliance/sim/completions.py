@@ -217,7 +217,8 @@ class CompletionsMixin:
         except Interrupted as stop:
             if str(stop) == "expired":  # the drain window ran out: an error event inside the 200 stream
                 err = {"error": {"message": M.ENGINE_DEAD, "type": "InternalServerError", "param": None, "code": 500}}
-                send(b"data: " + json.dumps(err, separators=(",", ":")).encode() + b"\n\ndata: [DONE]\n\n")
+                # json.dumps' default separators: this event is written by a different code path than the chunks
+                send(b"data: " + json.dumps(err).encode() + b"\n\ndata: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
                 return "error"
             reason = "abort"
