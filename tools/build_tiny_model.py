@@ -91,14 +91,22 @@ def digest(out: Path) -> str:
 
 
 def build(out: Path) -> str:
-    out.mkdir(parents=True, exist_ok=True)
-    for p in out.iterdir():  # a rebuild starts clean: no stale file can survive into the digest
-        if p.is_file():
-            p.unlink()
-    fast = build_tokenizer(out)
+    """Build into a fresh sibling directory, then swap it in: an engine or a test reading the model while `make`
+    rebuilds it never sees a half-written directory (a rebuild once made a running test suite skip)."""
+    import shutil
+
+    tmp = out.with_name(f".{out.name}.build-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    fast = build_tokenizer(tmp)
     if len(fast) != VOCAB:
         raise SystemExit(f"build_tiny_model: the tokenizer has {len(fast)} tokens, the model expects {VOCAB}")
-    build_model(out, fast.convert_tokens_to_ids("<|im_end|>"), fast.convert_tokens_to_ids("<|endoftext|>"))
+    build_model(tmp, fast.convert_tokens_to_ids("<|im_end|>"), fast.convert_tokens_to_ids("<|endoftext|>"))
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
     return digest(out)
 
 
