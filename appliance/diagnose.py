@@ -1,7 +1,8 @@
 """Pure: an engine's last log lines (and exit code) → what went wrong, the decisive lines, and a fix.
 
-The patterns are vLLM 0.19's own wordings (see appliance/sim/messages.py for their sources), torch's CUDA OOM,
-huggingface_hub's gated-repo error, uvicorn's address-in-use, and docker's image and GPU-driver errors.
+The patterns are vLLM 0.19's own wordings (see appliance/sim/messages.py for their sources) and 0.32's where they
+differ (checked against a real vLLM by tests/real/test_failures.py), torch's CUDA OOM, huggingface_hub's gated-repo
+error, uvicorn's address-in-use, and docker's image and GPU-driver errors.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ RULES = (
        r"To serve at least one request with the models?'s max seq len \((\d+)\)(?:.*estimated maximum model "
        r"length is (\d+))?",
        "the KV cache cannot hold one request of max_model_len {0}",
-       "set max_model_len to {1} or less, or kv_cache_dtype: fp8, or raise gpu_memory_utilization"),
+       "set max_model_len to {1} or less, or kv_cache_dtype: fp8, or give the KV cache more memory "
+       "(gpu_memory_utilization, or kv_cache_memory_bytes when the profile sets it)"),
+    _r("max_model_len_too_long", r"User-specified max_model_len \((\d+)\) is greater than the derived max_model_len "
+       r"\(max_position_embeddings=(\d+)",
+       "max_model_len {0} is longer than the model supports ({1} tokens, its max_position_embeddings)",
+       "set max_model_len to {1} or less (VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 in the engine's env overrides the check, "
+       "at the risk of wrong output)"),
     _r("kv_too_small", r"The model's max seq len \((\d+)\) is larger than the maximum number of tokens that can be "
        r"stored in KV cache \((\d+)\)",
        "the KV cache cannot hold one request of max_model_len {0}",

@@ -16,7 +16,7 @@ VLLM = "vllm:"
 # what the sampler reads of an engine's /metrics and of LiteLLM's
 ENGINE_METRICS = tuple(VLLM + n for n in (
     "generation_tokens", "prompt_tokens", "num_requests_running", "num_requests_waiting", "kv_cache_usage_perc",
-    "time_to_first_token_seconds", "spec_decode_num", "request_success"))
+    "time_to_first_token_seconds", "spec_decode_num", "request_success", "cache_config_info"))
 LITELLM_METRICS = ("litellm_proxy_total_requests_metric", "litellm_deployment_successful_fallbacks",
                    "litellm_proxy_failed_requests_metric")
 
@@ -208,6 +208,38 @@ def engine_stats(prev: Scrape | None, cur: Scrape) -> EngineStats:
         prompt_tokens_total=g("prompt_tokens_total"),
         requests_total=g("request_success_total"),
     )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, "", "None") else None
+    except ValueError:
+        return None
+
+
+def cache_info(scrape: Scrape) -> dict:
+    """The engine's real KV cache facts from `vllm:cache_config_info` (an info gauge: the facts are its labels).
+
+    kv_cache_size_tokens is the label vLLM 0.32 writes; older engines only have num_gpu_blocks × block_size, which
+    is the same number. {} when the engine does not export the family (e.g. --disable-log-stats)."""
+    series = scrape.series(VLLM + "cache_config_info")
+    if not series:
+        return {}
+    labels = series[0][0]
+    blocks, block = _int(labels.get("num_gpu_blocks")), _int(labels.get("block_size"))
+    tokens = _int(labels.get("kv_cache_size_tokens"))
+    if tokens is None and blocks is not None and block is not None:
+        tokens = blocks * block
+    util = labels.get("gpu_memory_utilization")
+    return {
+        "kv_cache_size_tokens": tokens,
+        "kv_cache_memory_bytes": _int(labels.get("kv_cache_memory_bytes")),
+        "num_gpu_blocks": blocks,
+        "block_size": block,
+        "cache_dtype": labels.get("cache_dtype"),
+        "gpu_memory_utilization": float(util) if util not in (None, "None") else None,
+        "enable_prefix_caching": labels.get("enable_prefix_caching") == "True",
+    }
 
 
 def tokens_per_joule(tokens_per_s: float | None, watts: float | None) -> float | None:

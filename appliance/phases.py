@@ -1,8 +1,14 @@
 """Pure: follow an engine's startup phase by phase from its log lines and its health.
 
-created → loading weights → KV cache & CUDA graphs → ready. vLLM accepts TCP long before it answers, so only a
-healthy /health means ready. "Slow" (log lines keep coming), "stuck" (alive, silent and unhealthy for longer than
-the stall limit) and "crashed" (exited) are told apart by the caller from this tracker's `last_progress`.
+created → loading weights → KV cache & CUDA graphs → ready. A real vLLM (0.19 source, 0.32 measured) refuses TCP
+until it is ready and then answers /health 200 at once — it never answers 503 while loading — so only a healthy
+/health means ready, and "refused" from a process that is still alive means "loading", not "down"
+(`health_state`). "Slow" (log lines keep coming), "stuck" (alive, silent and unhealthy for longer than the stall
+limit) and "crashed" (exited) are told apart by the caller from this tracker's `last_progress`.
+
+The markers are real log lines: the GPU build's ("Model loading took", "GPU KV cache size", CUDA graphs) and the
+CPU build's, which has neither of the first two ("Explicitly set … GiB for KV cache", "CPU KV cache size"); the
+conformance suite (tests/real/) feeds a real engine's log through this tracker.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ LABELS = {
 }
 _MARKERS = (
     ("weights", re.compile(r"Starting to load model|Loading weights|Loading safetensors|Downloading")),
-    ("kv_graphs", re.compile(r"Model loading took|Available KV cache memory|GPU KV cache size|"
-                             r"Capturing CUDA graph|Memory profiling takes")),
+    ("kv_graphs", re.compile(r"Model loading took|Available KV cache memory|[GC]PU KV cache size|"
+                             r"Capturing CUDA graph|Memory profiling takes|GiB for KV cache on node|"
+                             r"init engine \(profile, create kv cache")),
     ("ready", re.compile(r"Application startup complete")),
 )
 _DETAIL = (
     re.compile(r"Model loading took ([\d.]+) GiB memory and ([\d.]+) seconds"),
-    re.compile(r"GPU KV cache size: ([\d,]+) tokens"),
+    re.compile(r"[GC]PU KV cache size: ([\d,]+) tokens"),
     re.compile(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x"),
 )
 
@@ -91,3 +98,20 @@ class StartupTracker:
 
     def silent_for(self, now: float) -> float:
         return now - self.last_progress
+
+
+def health_state(ok: bool, error: str | None, status: int | None, process_alive: bool | None) -> str:
+    """One /health probe (appliance.http.Probe's ok/error/status) → healthy | loading | unhealthy | hung | down.
+
+    A real vLLM refuses TCP while it loads, so "refused" is "loading" as long as its process is alive
+    (`process_alive` None: unknown, treated as alive only for a timeout). A timeout means the port accepted the
+    connection but nobody answered: an engine that hangs (vLLM never does that while loading)."""
+    if ok:
+        return "healthy"
+    if status is not None:
+        return "unhealthy"
+    if error == "refused":
+        return "loading" if process_alive else "down"
+    if error == "timeout":
+        return "hung" if process_alive is not False else "down"
+    return "down"

@@ -267,7 +267,8 @@ def _stream(handler, api: str, body: dict, req, tool_call, finish, words, split)
 def serve(handler, api: str) -> None:
     """Answer one agent-API request on `handler` (the engine's request handler) by running it as a chat
     completion through the engine's own code and re-shaping what goes out."""
-    from appliance.sim import engine as E
+    from appliance.sim.config import WORDS, chat_prompt_tokens
+    from appliance.sim.openai_api import split_text
 
     raw = handler._body()
     try:
@@ -283,7 +284,7 @@ def serve(handler, api: str) -> None:
         if model and model not in handler.engine.cfg.served_names:
             return handler._json(404, anthropic_error(404, {"error": {"message": f"The model `{model}` does not "
                                                                                  "exist."}}))
-        return handler._json(200, {"input_tokens": E.chat_prompt_tokens(chat["messages"])})
+        return handler._json(200, {"input_tokens": chat_prompt_tokens(chat["messages"])})
     plain_json = handler._json
 
     def reshape(status: int, obj) -> None:
@@ -292,7 +293,7 @@ def serve(handler, api: str) -> None:
         return plain_json(200, chat_to_message(obj) if api == "messages" else chat_to_response(obj, body))
 
     def stream(req, rid, created, is_chat, tool_call, finish, include_usage) -> None:
-        _stream(handler, api, body, req, tool_call, finish, E.WORDS, E._split)
+        _stream(handler, api, body, req, tool_call, finish, WORDS, split_text)
 
     handler._body = lambda: json.dumps(chat).encode()
     handler._json = reshape

@@ -95,6 +95,13 @@ GATED_REPO = (
     "have access to it and be authenticated to access it. Please log in."
 )
 ADDRESS_IN_USE = "[Errno 98] Address already in use"
+# A request that arrives during a drain (asyncio's executor after shutdown; measured on 0.32: HTTP 500)
+SHUTDOWN_NEW_REQUEST = "cannot schedule new futures after shutdown"
+# 0.32's shutdown log lines (entrypoints/launcher.py, v1/engine/core.py; measured)
+SHUTDOWN_TRIGGERED = ("launcher.py", 254, "[shutdown] API server: shutdown triggered")
+SHUTDOWN_MODE = ("launcher.py", 270, "[shutdown] API server: stopping engine client mode=%s timeout=%ds")
+SHUTDOWN_DRAINING = ("core.py", 1655, "[shutdown] EngineCore: draining in-flight requests count=%d timeout=%ds")
+SHUTDOWN_DONE = ("core.py", 1666, "[shutdown] EngineCore: request processing complete; starting resource teardown")
 
 # ---------------------------------------------------------------------------------------------- HTTP errors
 # vllm/renderers/params.py TokenizeParams._token_len_check (+ VLLMValidationError.__str__ suffix)
@@ -143,6 +150,15 @@ class Log:
 
     def core(self, spec: tuple, *args, level: str = "INFO") -> None:
         self.emit("EngineCore_DP0", level, spec[:2], spec[2], *args)
+
+    def plain(self, text: str) -> None:
+        """A line as uvicorn writes it: no process prefix."""
+        with _write_lock:
+            try:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
 
     def raw(self, proc: str, text: str) -> None:
         with _write_lock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 
 from fakes import FakeBackend, clock, failed_events
 
@@ -32,7 +31,6 @@ async def test_dashboard_shows_every_section():
         assert isinstance(app.screen, DashboardScreen)
         from appliance.tui.widgets.engines import EngineTable
         from appliance.tui.widgets.gpus import GpuTable
-        from appliance.tui.widgets.headline import Headline
         from appliance.tui.widgets.proxy import ProxyPanel
 
         assert "tok/J" in screen_text(app)
