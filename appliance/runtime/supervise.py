@@ -42,8 +42,8 @@ def main(argv: list[str]) -> int:
         global _stop
         _stop = True
         if child and child.poll() is None:
-            try:
-                os.killpg(child.pid, signal.SIGTERM)
+            try:  # the program itself, not its group: a real vLLM's workers exit at once on their own SIGTERM
+                os.kill(child.pid, signal.SIGTERM)  # and cut the streams its API server is draining (measured)
             except ProcessLookupError:
                 pass
 
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
                                      start_new_session=True)
         if _stop:  # SIGTERM arrived while the child was being started: it must still get it
             try:
-                os.killpg(child.pid, signal.SIGTERM)
+                os.kill(child.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         status.update(child_pid=child.pid, state="running", started_at=time.time())
