@@ -186,7 +186,17 @@ def simulated_rig(*, runtime: str = "process", root: Path | None = None, docker_
         raise ApplianceError(f"engine {engine}", "use stand-in or vllm")
     d = Path(root) if root else paths.state_dir() / "sim"
     sim_dir = d / "gpus"
-    command = STAND_IN_COMMAND if engine == "stand-in" else vllm_command
+    command, engine_env, sidecar = STAND_IN_COMMAND, {}, ()
+    if engine == "vllm":  # a real vLLM (the CPU build here) on simulated GPUs whose power follows its load
+        from appliance import realvllm
+
+        exe = vllm_command or ([str(realvllm.vllm_executable())] if realvllm.vllm_executable() else None)
+        if not exe:
+            raise ApplianceError("the real vLLM (CPU build) is not installed here",
+                                 "run `make real-vllm` (it creates .venv-vllm and the tiny model), or set APPLIANCE_VLLM")
+        command = exe
+        engine_env = {k: v for k, v in realvllm.engine_env(d / "vllm", base={}).items()}
+        sidecar = (sys.executable, "-m", "appliance.sim.real_load")
     proxy = _process_runtime(d, None)
     if runtime == "docker":
         image = os.environ.get("APPLIANCE_SIM_IMAGE", SIM_IMAGE_DEFAULT)
@@ -196,7 +206,8 @@ def simulated_rig(*, runtime: str = "process", root: Path | None = None, docker_
                               extra_volumes=(f"{sim_dir}:{sim_dir}",))
     else:
         engines = _process_runtime(d, command)
-        base = RenderSettings(gpu_reservation=False, extra_env={"APPLIANCE_SIM_DIR": str(sim_dir)})
+        base = RenderSettings(gpu_reservation=False, extra_env={"APPLIANCE_SIM_DIR": str(sim_dir), **engine_env},
+                              sidecar=sidecar)
     return Rig(dir=d, label="simulated rig", gpu_source=SimulatedSource(sim_dir, cards), runtime=engines,
                proxy_runtime=proxy, hosted=HostedStandIns(d), render_base=base, simulated=True)
 

@@ -42,6 +42,7 @@ class RenderSettings:
     gpu_reservation: bool = True  # docker's NVIDIA device reservation; False: NVIDIA_VISIBLE_DEVICES only
     extra_env: dict[str, str] = field(default_factory=dict)  # added to every engine's environment
     extra_volumes: tuple[str, ...] = ()  # added to every engine's volumes
+    sidecar: tuple[str, ...] = ()  # a program run beside each engine (`<engine>-gpu`), given --port and --gpus
     gpu_count: int | None = None  # GPUs on the machine, for `gpus: all`; None = as many as the engines need
     drain_s: int = 60  # --shutdown-timeout: on SIGTERM, requests in flight get this long to finish
 
@@ -148,9 +149,26 @@ def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -
     return service
 
 
+def sidecar_service(profile: Profile, engine: Engine, settings: RenderSettings) -> dict:
+    total = settings.gpu_count or sum(e.gpu_count for e in profile.engines)
+    gpus = engine_gpu_indices(profile, engine, max(total, max(profile.gpus) + 1 if profile.gpus != "all" else 0))
+    return {
+        "entrypoint": [],
+        "command": [*settings.sidecar, "--port", str(engine.port), "--gpus", ",".join(str(g) for g in gpus)],
+        "network_mode": "host",
+        "restart": "unless-stopped",
+        "stop_grace_period": "5s",
+        "environment": dict(settings.extra_env),
+        "labels": {"appliance.profile": profile.name, "appliance.sidecar_of": engine.label},
+    }
+
+
 def render_engine_project(profile: Profile, settings: RenderSettings = RenderSettings()) -> dict:
+    services = {e.label: engine_service(profile, e, settings) for e in profile.engines}
+    if settings.sidecar:
+        services.update({f"{e.label}-gpu": sidecar_service(profile, e, settings) for e in profile.engines})
     return {
         "name": project_name(profile),
-        "services": {e.label: engine_service(profile, e, settings) for e in profile.engines},
+        "services": services,
         "volumes": {VLLM_CACHE_VOLUME: {"name": VLLM_CACHE_VOLUME}},
     }
