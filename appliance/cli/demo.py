@@ -9,6 +9,27 @@ from appliance.cli.common import EventPrinter, _fmt, _rig
 DEMO_PROFILE = "rtx3090x4-qwen35-27b"
 
 
+def real_vllm_profile(rig_dir) -> str:
+    """A profile for the real CPU engine and the tiny model `make real-vllm` builds (its path is this machine's,
+    so the file is written into the rig's dir, not shipped)."""
+    from pathlib import Path
+
+    from appliance import realvllm
+    from appliance.errors import ApplianceError
+
+    model = realvllm.tiny_model_dir()
+    if model is None or realvllm.vllm_executable() is None:
+        raise ApplianceError("the real vLLM (CPU build) or its tiny model is missing", "run `make real-vllm` first")
+    path = Path(rig_dir) / "cpu-tiny-real.yaml"
+    path.write_text(
+        "# Written by `appliance demo --real-vllm`: vLLM's CPU build serving the tiny model from `make real-vllm`.\n"
+        "name: cpu-tiny-real\ndescription: real vLLM 0.32 (CPU) · tiny Qwen2 · on a simulated RTX 4090\n"
+        "card: \"4090\"\ngpus: [0]\npower_limit_w: 300\nengines:\n  - name: tiny\n    aliases: [local]\n"
+        f"    port: 8000\n    image: vllm/vllm-openai:v0.32.0\n    model: {model}\n    max_model_len: 2048\n"
+        "    max_num_seqs: 8\n    enforce_eager: true\n    kv_cache_memory_bytes: 64M\n")
+    return str(path)
+
+
 def cmd_demo(args) -> int:
     """The whole appliance on a simulated rig: local processes, the real front door, background traffic."""
     from appliance import secrets
@@ -18,11 +39,19 @@ def cmd_demo(args) -> int:
     from appliance.stack import Stack
 
     args.sim, args.runtime = True, "process"
-    profile = load_profile(args.profile)
     printer = EventPrinter()
-    stack = Stack(simulated_rig(runtime="process"), printer)
-    print(f"appliance demo: {profile.name} on a simulated rig ({profile.description})")
-    print("no GPU, no vLLM image: stand-in engines on simulated GPUs, the real front door (HAProxy + LiteLLM)\n")
+    if args.real_vllm:
+        rig = simulated_rig(runtime="process", cards=["4090"], engine="vllm")
+        profile = load_profile(real_vllm_profile(rig.dir))
+        print(f"appliance demo: a REAL vLLM (CPU build, tiny model) on a simulated RTX 4090 ({profile.name})")
+        print("the real front door (HAProxy + LiteLLM); the card's power follows the real engine's load; "
+              "the first start takes ~30 s\n")
+    else:
+        rig = simulated_rig(runtime="process")
+        profile = load_profile(args.profile)
+        print(f"appliance demo: {profile.name} on a simulated rig ({profile.description})")
+        print("no GPU, no vLLM image: stand-in engines on simulated GPUs, the real front door (HAProxy + LiteLLM)\n")
+    stack = Stack(rig, printer)
     active = stack.rig.state.load().active
     if active and active.name != profile.name and active.name in stack.engine_projects():
         result = stack.switch(profile)

@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-traffic", action="store_true", help="no background traffic")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     p.add_argument("--keep", action="store_true", help="leave the simulated rig running on exit")
+    p.add_argument("--real-vllm", action="store_true", help="a REAL vLLM (CPU build, tiny model; `make real-vllm`) "
+                   "instead of the stand-in engine, on a simulated 4090 whose power follows its load")
     p.add_argument("--no-tui", dest="tui", action="store_false",
                    help="plain live lines instead of the dashboard (the default when not on a terminal)")
     p.set_defaults(func=cmd_demo, tui=None)
