@@ -112,6 +112,7 @@ def render_proxy_files(profile, out_dir: Path, *, lan: bool | None = None,
     )
     from appliance.render.litellm import (
         LITELLM_IMAGE,
+        engine_base_port,
         proxy_settings,
         render_litellm_config,
     )
@@ -120,7 +121,7 @@ def render_proxy_files(profile, out_dir: Path, *, lan: bool | None = None,
     pl = plan(profile, user_settings)
     settings = proxy_settings(profile, lan=lan)
     fd = frontdoor or FrontDoorSettings(host=settings.host, port=settings.port, litellm_port=settings.port + 1,
-                                        engine_base_port=settings.port + 3,
+                                        engine_base_port=engine_base_port(settings.port),
                                         stream_s=settings.stream_timeout_s,
                                         request_s=settings.request_timeout_s, hold_s=settings.hold_s)
     sources = [s for s in ((profile.source_file or profile.name) if profile else None,

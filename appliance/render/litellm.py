@@ -74,6 +74,12 @@ def proxy_settings(profile: Profile | None, lan: bool | None = None) -> ProxySet
     )
 
 
+def engine_base_port(proxy_port: int) -> int:
+    """The first internal listener: after the agents' port and the two LiteLLM ports (+1, +2: a config change
+    starts the second beside the first)."""
+    return proxy_port + 3
+
+
 def engine_listener_ports(pl: ProxyPlan, base_port: int) -> dict[str, int]:
     """HAProxy's internal listener per local alias (LiteLLM's way to that engine): base_port, base_port+1, … in
     alias order."""
@@ -93,7 +99,7 @@ def render_litellm_config(pl: ProxyPlan, settings: ProxySettings | None = None,
     """The LiteLLM proxy config for the plan. `hosted_overrides` maps a hosted name to a local stand-in base URL
     (the simulated rig: these machines reach no hosted API); the real provider settings are still validated."""
     settings = settings or ProxySettings()
-    listeners = engine_listener_ports(pl, settings.port + 2)
+    listeners = engine_listener_ports(pl, engine_base_port(settings.port))
     model_list = []
     for alias, port in pl.alias_port.items():
         model_list.append({

@@ -23,7 +23,7 @@ from appliance.render.frontdoor import (
     render_frontdoor_compose,
     routes,
 )
-from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, proxy_settings
+from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, engine_base_port, proxy_settings
 from appliance.render.plan import ProxyPlan, backend_name, plan
 from appliance.settings import load_settings
 from appliance.stack.state import ProfileRef, ProxyRecord
@@ -63,7 +63,7 @@ class FrontDoor:
             record = self.rig.state.load().proxy
             live = record.litellm_port if record and record.port == ps.port else None
             litellm_port = live if live in (ps.port + 1, ps.port + 2) else ps.port + 1
-        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=litellm_port, engine_base_port=ps.port + 3,
+        return FrontDoorSettings(host=ps.host, port=ps.port, litellm_port=litellm_port, engine_base_port=engine_base_port(ps.port),
                                  socket_path=str(frontdoor.socket_path(self.rig.dir)),
                                  stream_s=ps.stream_timeout_s, request_s=ps.request_timeout_s, hold_s=ps.hold_s)
 
