@@ -71,6 +71,10 @@ def _pydantic_problems(exc: ValidationError, data) -> list[Problem]:
             ctx = err.get("ctx", {})
             bound = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.items())
             out.append(Problem(path, f"`{field}: {value!r}` is out of range (must be {bound})", None))
+        elif etype == "value_error":  # a grammar check (grammar.py): its text says what is wrong and what fits
+            out.append(Problem(path, f"`{field}`: {err.get('ctx', {}).get('error', err['msg'])}", None))
+        elif etype in ("finite_number",):
+            out.append(Problem(path, f"`{field}: {value!r}` must be a finite number", None))
         elif etype == "too_short":
             out.append(Problem(path, f"`{field}` must not be empty", "add at least one entry"))
         else:

@@ -148,9 +148,27 @@ def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -
     return service
 
 
+def literal(value):
+    """A value Compose must not interpolate: every `$` doubled (Compose reads `$$` as one literal `$`), in strings
+    inside lists and mappings too. Without it `model: "${HF_TOKEN}"` put the token on the command line and an env
+    value `pa$word$$1` became `pa$1`."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    return value
+
+
+# The parts of a service that hold profile values; the others hold the appliance's own `${APPLIANCE_…}` defaults.
+LITERAL_KEYS = ("image", "command", "environment", "labels", "healthcheck")
+
+
 def render_engine_project(profile: Profile, settings: RenderSettings = RenderSettings()) -> dict:
     return {
         "name": project_name(profile),
-        "services": {e.label: engine_service(profile, e, settings) for e in profile.engines},
+        "services": {e.label: {k: literal(v) if k in LITERAL_KEYS else v
+                               for k, v in engine_service(profile, e, settings).items()} for e in profile.engines},
         "volumes": {VLLM_CACHE_VOLUME: {"name": VLLM_CACHE_VOLUME}},
     }

@@ -32,7 +32,11 @@ count_tokens), and everything else goes to LiteLLM:
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+
+from appliance.errors import ProfileError
 
 from appliance.profile import Profile
 from appliance.render.litellm import (
@@ -97,6 +101,27 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_NAME_RE = re.compile(r"/?[A-Za-z0-9_][A-Za-z0-9._/:@+-]{0,254}")
+
+
+def _name(text: str) -> str:
+    """A model name (alias, hosted name, served model id) as a quoted HAProxy word — only after it matched the
+    names' grammar (profile/grammar.py). The profile loader refuses anything else; this is the second lock: a name
+    from anywhere else (the owner's settings, a state file) cannot bring a newline, `$` (expanded from the
+    environment inside double quotes, where the master key lives), `%` or a quote into haproxy.cfg."""
+    if not _NAME_RE.fullmatch(text):
+        shown = text.encode("unicode_escape").decode("ascii")[:60]
+        raise ProfileError(f"model name `{shown}` cannot be served: the front door routes only letters, digits and "
+                           ". _ / : @ + -", "rename it in the profile or in the settings file")
+    return _q(text)
+
+
+def _ms(seconds: float) -> str:
+    """An HAProxy timeout: whole milliseconds, at least 1 (`0s` would mean no timeout at all)."""
+    ms = max(1, math.ceil(seconds * 1000))
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
 def _error_json(status: int, kind: str, message: str) -> str:
     """One error body both kinds of client read: OpenAI's `error.message`, Anthropic's `type` + `error.type`."""
     return ('{"type":"error","error":{"type":"%s","message":"%s","code":"%s","param":null}}'
@@ -108,9 +133,10 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
     key = f"${{{settings.master_key_env}}}"
     unauthorized = _error_json(401, "authentication_error", "no valid key: send the master key as "
                                "`Authorization: Bearer <key>` or `x-api-key: <key>` (see `appliance endpoint`)")
-    served = (", ".join(pl.served()) or "none (no profile is running)").replace("%", "%%")  # a log-format string
+    served = (", ".join(_name(n).strip('"') for n in pl.served()) or "none (no profile is running)").replace(
+        "%", "%%")  # a log-format string
     unknown = _error_json(404, "not_found_error", f"model `%[var(txn.model),json(utf8s)]` is not served now "
-                          f"(profile {pl.profile or 'none'}); served now: {served}")
+                          f"(profile {_name(pl.profile).strip(chr(34)) if pl.profile else 'none'}); served now: {served}")
     lines = [
         "global",
         "    master-worker",
@@ -123,7 +149,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         "    mode http",
         "    timeout connect 200ms       # loopback: a refused or missing engine is retried elsewhere at once",
         "    timeout client 10m",
-        f"    timeout server {int(settings.request_s)}s",
+        f"    timeout server {_ms(settings.request_s)}",
         "    timeout http-request 60s",
         "    timeout queue 10s",
         "    timeout check 1s            # an engine that does not answer /health within 1 s is down",
@@ -148,7 +174,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         "    http-request set-var(txn.model) req.body,json_query('$.model') if inference",
     ]
     if pl.served():
-        lines.append(f"    acl served var(txn.model) -m str {' '.join(_q(n) for n in pl.served())}")
+        lines.append(f"    acl served var(txn.model) -m str {' '.join(_name(n) for n in pl.served())}")
     else:
         lines.append("    acl served always_false")
     lines += [
@@ -166,7 +192,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         if r.max_model_len is None:
             continue  # not served by a running engine now: LiteLLM serves it from its fallbacks
         lines += [
-            f"    acl is_{r.backend} var(txn.model) -m str {_q(r.alias)}",
+            f"    acl is_{r.backend} var(txn.model) -m str {_name(r.alias)}",
             f"    acl fits_{r.backend} var(txn.need) -m int le {r.max_model_len}",
             f"    use_backend {r.backend} if inference is_{r.backend} fits_{r.backend} streaming",
             f"    use_backend {r.backend}_full if inference is_{r.backend} fits_{r.backend}",
@@ -183,7 +209,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             lines += [
                 f"backend {backend}",
                 "    balance first",
-                f"    timeout server {max(1, round(timeout))}s",
+                f"    timeout server {_ms(timeout)}",
             ]
             if not r.has_fallback:  # nothing else can serve it: wait for the engine (HAProxy alone says 503)
                 lines += [f"    http-request lua.appliance_hold {int(settings.hold_s * 1000)}",
@@ -207,7 +233,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             lines += [
                 f"    server litellm 127.0.0.1:{settings.litellm_port}",
                 f"    http-response set-header x-litellm-model-id {_q(mid)} if {{ srv_name local }}",
-                f"    http-response set-header x-litellm-model-group {_q(r.alias)} if {{ srv_name local }}",
+                f"    http-response set-header x-litellm-model-group {_name(r.alias)} if {{ srv_name local }}",
                 "    http-response set-header x-appliance-route local if { srv_name local }",
                 "    http-response set-header x-appliance-route litellm if { srv_name litellm }",
                 "",
@@ -221,7 +247,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             f"    default_backend engine_{r.backend}",
             "",
             f"backend engine_{r.backend}",
-            f"    timeout server {int(settings.request_s)}s",
+            f"    timeout server {_ms(settings.request_s)}",
             "    retry-on conn-failure empty-response",
             f"    server local 127.0.0.1:{r.port} track {r.backend}/local on-marked-down shutdown-sessions",
             "",

@@ -58,6 +58,12 @@ def read_env_file(path: Path) -> dict[str, str]:
     return out
 
 
+def compose_literal(value: str) -> str:
+    """What Compose makes of a rendered value without `${…}`: `$$` is one `$` (render/compose.py doubles every
+    literal `$`), so a process gets exactly what a container would."""
+    return value.replace("$$", "$")
+
+
 class ProcessRuntime:
     kind = "process"
 
@@ -75,8 +81,8 @@ class ProcessRuntime:
 
     # -- what to run ------------------------------------------------------------------------------
     def argv_for(self, service: dict) -> list[str]:
-        entry = list(service.get("entrypoint") or [])
-        command = [str(x) for x in service.get("command") or []]
+        entry = [compose_literal(str(x)) for x in service.get("entrypoint") or []]
+        command = [compose_literal(str(x)) for x in service.get("command") or []]
         if entry[:1] == ["vllm"]:
             if self.vllm_command:
                 return [*self.vllm_command, *entry[1:], *command]
@@ -108,7 +114,7 @@ class ProcessRuntime:
         env = dict(os.environ)
         if self.env_file:
             env.update(read_env_file(self.env_file))
-        env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
+        env.update({k: compose_literal(str(v)) for k, v in (service.get("environment") or {}).items()})
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
