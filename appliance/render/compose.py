@@ -127,7 +127,8 @@ def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -
         "restart": "unless-stopped",
         "init": True,  # PID 1 forwards SIGTERM and reaps vLLM's worker processes
         "stop_grace_period": f"{drain_seconds(engine, settings.drain_s) + 15}s",  # drain, then the engine exits
-        "env_file": [{"path": SECRETS_VAR, "required": False}],  # HF_TOKEN lives there, never in this file
+        # the engines' part of the secrets file only (secrets.role_values): HF_TOKEN, never in this file
+        "env_file": [{"path": SECRETS_VAR + ".engine", "required": False}],
         "environment": env,
         "volumes": [f"{HF_CACHE_VAR}:/root/.cache/huggingface", f"{VLLM_CACHE_VOLUME}:/root/.cache/vllm"],
         "healthcheck": _healthcheck(engine.port),

@@ -305,7 +305,7 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
                 "restart": "unless-stopped",
                 # the image runs as uid 99; the runtime socket lives in a root-owned 0700 host directory
                 "user": "0:0",
-                "env_file": [{"path": SECRETS_VAR, "required": True}],  # the master key for the ACL
+                "env_file": [{"path": SECRETS_VAR + ".frontdoor", "required": True}],  # master key for the ACL
                 # the directory, not the file: a reload must see the rewritten config (a file bind mount keeps
                 # the old inode after the appliance replaces it)
                 "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}"],
@@ -323,7 +323,7 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
             "network_mode": "host",
             "restart": "unless-stopped",
             "stop_grace_period": "120s",  # a retired LiteLLM finishes the streams it relays
-            "env_file": [{"path": SECRETS_VAR, "required": True}],
+            "env_file": [{"path": SECRETS_VAR + ".litellm", "required": True}],  # hosted keys, master key
             "environment": dict(PROXY_ENV),
             "volumes": [f"./{config}:/app/config.yaml:ro"],
             "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",

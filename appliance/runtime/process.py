@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -111,12 +112,36 @@ class ProcessRuntime:
         raise RuntimeBoundaryError(f"service has nothing to run: {service}", "this is a bug in the renderer")
 
     def env_for(self, service: dict) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.env_file:
-            env.update(read_env_file(self.env_file))
+        """Like Compose: the service's own env_file(s), then its environment. The secrets file is never given
+        whole: a rendered service names its role's file (`…secrets.env.engine`), and engines and HAProxy do not
+        inherit anything secret-looking from the environment this runs in (LiteLLM may: hosted keys can live
+        in the owner's environment)."""
+        from appliance import secrets
+
+        files = [self._env_file_path(e) for e in service.get("env_file") or []]
+        roles = {secrets.role_of_env_file(str(f)) for f in files if f}
+        env = dict(os.environ) if "litellm" in roles else secrets.scrub_environ(dict(os.environ))
+        if files:
+            secrets.write_role_files()  # an edit of the secrets file by hand counts from the next start
+        for f in files:
+            if f is not None:
+                env.update(read_env_file(f))
         env.update({k: compose_literal(str(v)) for k, v in (service.get("environment") or {}).items()})
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
+
+    def _env_file_path(self, entry) -> Path | None:
+        """A rendered env_file entry (`{path: "${APPLIANCE_SECRETS_FILE:-…}.engine"}`) → the file: the secrets
+        file is the one this runtime was given (what APPLIANCE_SECRETS_FILE means to Compose)."""
+        raw = entry.get("path") if isinstance(entry, dict) else entry
+        if not isinstance(raw, str):
+            return None
+        m = re.match(r"^\$\{APPLIANCE_SECRETS_FILE(?::-[^}]*)?\}(.*)$", raw)
+        if m:
+            if self.env_file is None:
+                return None
+            return Path(str(self.env_file) + m.group(1))
+        return Path(os.path.expanduser(raw))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def up(self, project: str, compose_file: Path | None, compose: dict) -> None:
