@@ -6,6 +6,7 @@ import argparse
 
 from appliance.cli.agents import cmd_endpoint, cmd_keys
 from appliance.cli.benchcmd import cmd_bench
+from appliance.cli.doctor import cmd_doctor
 from appliance.cli.demo import DEMO_PROFILE, cmd_demo, cmd_tui
 from appliance.cli.fitcheck import cmd_check, cmd_measurements, cmd_profiles, cmd_render
 from appliance.cli.rigcmds import cmd_down, cmd_logs, cmd_status, cmd_switch, cmd_up
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also stop the proxy")
     rig_opts(p)
     p.set_defaults(func=cmd_down)
+
+    p = sub.add_parser("doctor", help="check the rig's state file; rebuild a damaged one from the live rig")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be rebuilt")
+    rig_opts(p)
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("status", help="one snapshot: profile, engines, GPUs (power, energy), tokens/s, queue, KV")
     p.add_argument("--json", action="store_true")
