@@ -22,6 +22,9 @@ from pathlib import Path
 from appliance import paths
 from appliance.errors import RuntimeBoundaryError
 from appliance.runtime.base import ServiceState
+from appliance.runtime.supervise import start_time
+
+SUPERVISOR_MARK = "appliance.runtime.supervise"
 
 
 def _alive(pid: int | None) -> bool:
@@ -38,6 +41,21 @@ def _alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _same_process(pid: int | None, start: int | None, mark: str | None = None) -> bool:
+    """Is `pid` still the process the appliance started? Its start time must be the one recorded with the pid
+    (a stale pid file may name a pid the kernel has since given to someone else's process); with `mark`, its
+    command line must also contain it. A pid without a recorded start time is never trusted."""
+    if not pid or start is None or start_time(pid) != start:
+        return False
+    if mark is not None:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return mark.encode() in f.read()
+        except OSError:
+            return False
+    return True
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -168,7 +186,7 @@ class ProcessRuntime:
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, cwd=cwd if cwd and Path(cwd).is_dir() else None)
             # the pid file is ours; the status file is the supervisor's (no two writers)
-            (d / f"{name}.pid").write_text(str(proc.pid))
+            (d / f"{name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}")
 
     def down(self, project: str, compose_file: Path | None = None, timeout_s: int = 30) -> None:
         d = self._dir(project)
@@ -188,12 +206,13 @@ class ProcessRuntime:
         for n in names:
             st = self._read(d / f"{n}.status.json") or {}
             child = st.get("child_pid")
-            if _alive(child):  # the supervisor died before its child: end the child's whole session
+            if _alive(child) and _same_process(child, st.get("child_start")):
+                # the supervisor died before its child: end the child's whole session
                 try:
                     os.killpg(child, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            if _alive(sups[n]):
+            if _alive(sups[n]) and self._supervisor_pid(d, n) == sups[n]:  # still ours after the wait
                 try:
                     os.kill(sups[n], signal.SIGKILL)
                 except ProcessLookupError:
@@ -211,7 +230,7 @@ class ProcessRuntime:
         st = {s.service: s for s in self.states(project)}.get(service)
         if st is None or not st.alive or not st.pid:
             raise RuntimeBoundaryError(f"{service} of {project} is not running", "`appliance up PROFILE` starts it")
-        os.kill(st.pid, getattr(signal, sig))
+        os.kill(st.pid, getattr(signal, sig))  # states() reports a child pid only after _same_process
 
     def stop_service(self, project: str, service: str, timeout_s: int = 30) -> None:
         pid = self._supervisor_pid(self._dir(project), service)
@@ -229,7 +248,8 @@ class ProcessRuntime:
             state = st.get("state", "created")
             if not _alive(sup):
                 status = "exited" if state == "exited" else "dead"
-            elif state == "running" and _alive(st.get("child_pid")):
+            elif state == "running" and _alive(st.get("child_pid")) and _same_process(st.get("child_pid"),
+                                                                                       st.get("child_start")):
                 status = "running"
             elif state == "restarting":
                 status = "restarting"
@@ -241,7 +261,7 @@ class ProcessRuntime:
                                     exit_code=st.get("exit_code") if status in ("exited", "dead", "restarting")
                                     else None,
                                     restarts=int(st.get("restarts", 0)), started_at=st.get("started_at"),
-                                    pid=st.get("child_pid"), ident=str(sup)))
+                                    pid=st.get("child_pid") if status == "running" else None, ident=str(sup)))
         return out
 
     def logs(self, project: str, service: str, tail: int | None = 200, follow: bool = False,
@@ -294,10 +314,15 @@ class ProcessRuntime:
 
     @staticmethod
     def _supervisor_pid(d: Path, name: str) -> int | None:
+        """The supervisor's pid from `<name>.pid` ("PID START"), only while that pid is still our supervisor:
+        same start time, and `appliance.runtime.supervise` with this service's status file on its command line.
+        Anything else (an old file without a start time, a reused pid) is None: never signalled."""
         try:
-            return int((d / f"{name}.pid").read_text().strip())
+            pid_s, start_s = (d / f"{name}.pid").read_text().split()
+            pid, start = int(pid_s), int(start_s)
         except (OSError, ValueError):
             return None
+        return pid if _same_process(pid, start, str(d / f"{name}.status.json")) else None
 
     @staticmethod
     def _read(path: Path) -> dict | None:
