@@ -7,6 +7,7 @@ the sampler. Rates come from the difference to the previous sample; histories ar
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -74,9 +75,21 @@ class Snapshot:
     watts_per_tps: float | None = None
 
     def to_dict(self) -> dict:
+        """As plain data for JSON: NaN and ±inf (a metric page may carry them) become None — `json.dumps` would
+        write `NaN`, which is not JSON."""
         from dataclasses import asdict
 
-        return asdict(self)
+        return _finite(asdict(self))
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class Sampler:

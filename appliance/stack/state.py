@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -104,7 +105,8 @@ class RigState:
 
         proxy = data.get("proxy")
         if proxy is not None:
-            if not isinstance(proxy, dict) or not isinstance(proxy.get("host"), str):
+            if not isinstance(proxy, dict) or not isinstance(proxy.get("host"), str) or \
+                    not re.fullmatch(r"[0-9A-Fa-f.:]{2,45}", proxy["host"]):
                 raise ValueError(f"`proxy` is {_show(proxy)}, not a front-door record")
             p = port(proxy.get("port"), "proxy.port")
             socket = proxy.get("socket")
