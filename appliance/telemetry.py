@@ -58,6 +58,8 @@ class ProxySnap:
     requests_fallback: dict = field(default_factory=dict)  # alias → requests served by a fallback
     fallbacks: float = 0.0
     errors: float = 0.0
+    listen: tuple[str, ...] = ()  # where the agents' port listens, from the kernel's socket table (listening.py)
+    lan: bool = False  # reachable from the LAN (listens on anything but loopback)
 
 
 @dataclass(frozen=True)
@@ -193,15 +195,19 @@ class Sampler:
             return None
         url = f"http://127.0.0.1:{state.port}"
         probe = http.get(self._http(), f"{url}/health/liveliness")
+        from appliance.listening import listening_hosts, reachable_from_lan
+
+        hosts = listening_hosts(state.port)
         snap = ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
-                                                                      "no answer"), healthy=probe.ok)
+                                                                      "no answer"), healthy=probe.ok,
+                         listen=tuple(sorted(hosts)), lan=reachable_from_lan(hosts))
         if not probe.ok:
             return snap
         last_t, last = self._proxy_last
         if last is not None and time.time() - last_t < self.proxy_every_s:
             from dataclasses import replace
 
-            return replace(last, status=snap.status, healthy=snap.healthy)
+            return replace(last, status=snap.status, healthy=snap.healthy, listen=snap.listen, lan=snap.lan)
         from appliance import secrets
 
         litellm = f"http://127.0.0.1:{state.litellm_port}"

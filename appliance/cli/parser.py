@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
     p.add_argument("--lan", action="store_true", default=None,
                    help="the proxy listens on 0.0.0.0 (reachable from your LAN; default 127.0.0.1)")
+    p.add_argument("--no-lan", dest="lan", action="store_false", help="the proxy listens on 127.0.0.1 only")
     rig_opts(p)
     p.add_argument("--strict", action="store_true", help="refuse to start when vLLM would warn about the profile (advice)")
     p.set_defaults(func=cmd_up)
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests in flight on the old engines get S s to finish (60)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--lan", action="store_true", default=None, help="the proxy listens on 0.0.0.0")
+    p.add_argument("--no-lan", dest="lan", action="store_false", help="the proxy listens on 127.0.0.1 only")
     rig_opts(p)
     p.add_argument("--strict", action="store_true", help="refuse to start when vLLM would warn about the profile (advice)")
     p.set_defaults(func=cmd_switch)
