@@ -82,8 +82,11 @@ def _write_private(path: Path, text: str) -> None:
 
 def role_values(role: str, values: dict[str, str]) -> dict[str, str]:
     """The secrets one kind of process gets, from the secrets file's values."""
-    if role == "engine":
-        return {k: values[k] for k in ("HF_TOKEN",) if k in values}
+    if role == "engine":  # vLLM reads its key from VLLM_API_KEY (off the command line, out of `ps`)
+        out = {k: values[k] for k in ("HF_TOKEN",) if k in values}
+        if values.get(ENGINE_KEY):
+            out["VLLM_API_KEY"] = values[ENGINE_KEY]
+        return out
     if role == "frontdoor":
         return {k: values[k] for k in (MASTER_KEY, ENGINE_KEY) if k in values}
     if role == "litellm":
@@ -100,6 +103,10 @@ def write_role_files(values: dict[str, str] | None = None) -> None:
     """(Re)write `<secrets file>.<role>` for every role (0600). Called on every change of the secrets file and
     before services start (an edit by hand is picked up then)."""
     values = load() if values is None else values
+    if not values.get(ENGINE_KEY):  # every engine has a key: generated before the first start
+        values = {**values, ENGINE_KEY: "sk-engine-" + _random.token_hex(24)}
+        _write(values)
+        return
     path = secrets_file()
     paths.ensure_private_dir(path.parent)
     for role in ROLES:

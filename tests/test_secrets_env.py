@@ -52,6 +52,8 @@ def test_engine_gets_only_the_hf_token(rig):
         for pid in ps:
             env = environ(pid)
             assert env.get("HF_TOKEN") == HF, service
+            assert env.get("VLLM_API_KEY", "").startswith("sk-engine-")  # its own key, generated
+            assert "APPLIANCE_ENGINE_KEY" not in env
             assert MASTER not in _values(env) and OPENAI not in _values(env) and SHELL_SECRET not in _values(env)
             assert "LITELLM_MASTER_KEY" not in env and "OPENAI_API_KEY" not in env and "MY_SERVICE_TOKEN" not in env
 
@@ -63,6 +65,7 @@ def test_haproxy_gets_the_master_key_only(rig):
     for pid in pids["frontdoor"]:
         env = environ(pid)
         assert env.get("LITELLM_MASTER_KEY") == MASTER
+        assert env.get("APPLIANCE_ENGINE_KEY", "").startswith("sk-engine-")
         assert HF not in _values(env) and OPENAI not in _values(env) and SHELL_SECRET not in _values(env)
 
 
@@ -93,3 +96,40 @@ def test_role_files_are_private(rig):
         assert f.stat().st_mode & 0o077 == 0
     assert HF not in secrets.role_file("litellm").read_text()
     assert MASTER not in secrets.role_file("engine").read_text()
+
+
+def test_engines_require_their_own_key(rig):
+    """A local user on the engine port gets 401 with no key or with the master key; /health and /metrics stay
+    open (probes, telemetry); agents are served through the front door, hot path and LiteLLM alike."""
+    import httpx
+
+    from appliance import secrets
+    from rigutil import ENGINE_PORT, chat
+
+    body = {"model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    url = f"http://127.0.0.1:{ENGINE_PORT}"
+    assert httpx.post(f"{url}/v1/chat/completions", json=body).status_code == 401
+    assert httpx.post(f"{url}/v1/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {MASTER}"}).status_code == 401
+    assert httpx.get(f"{url}/v1/models").status_code == 401
+    assert httpx.get(f"{url}/health").status_code == 200 and httpx.get(f"{url}/metrics").status_code == 200
+    ok = httpx.post(f"{url}/v1/chat/completions", json=body,
+                    headers={"Authorization": f"Bearer {secrets.engine_key()}"})
+    assert ok.status_code == 200
+    code, model_id, _ = chat(MASTER)
+    assert code == 200 and model_id.startswith("local:")
+
+
+def test_litellm_reaches_engines_with_the_engine_key(rig):
+    """LiteLLM's way to a local engine (HAProxy's internal listener) carries the engine key LiteLLM was given."""
+    import httpx
+
+    from rigutil import PROXY_PORT
+
+    body = {"model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    proxy = rig.rig.state.load().proxy
+    r = httpx.post(f"http://127.0.0.1:{proxy.litellm_port}/v1/chat/completions", json=body,
+                   headers={"Authorization": f"Bearer {MASTER}"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.headers.get("x-litellm-model-id", "").startswith("local:")
+    assert proxy.port == PROXY_PORT

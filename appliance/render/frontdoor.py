@@ -73,6 +73,13 @@ class FrontDoorSettings:
     hold_s: float = 300.0  # a request for an alias without a fallback waits this long for its engine
     check_interval_ms: int = 1000
     master_key_env: str = "LITELLM_MASTER_KEY"
+    engine_key_env: str = "APPLIANCE_ENGINE_KEY"
+
+    @property
+    def relay_path(self) -> str:
+        """A unix socket beside the runtime socket (its directory is the owner's, mode 0700): a request retried
+        on LiteLLM from an engine's backend arrives here with the engine key and leaves with the master key."""
+        return self.socket_path.rsplit("/", 1)[0] + "/litellm-relay.sock"
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ def _error_json(status: int, kind: str, message: str) -> str:
 def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSettings) -> str:
     rs = routes(pl, routed, settings)
     key = f"${{{settings.master_key_env}}}"
+    engine_key = f"${{{settings.engine_key_env}}}"
     unauthorized = _error_json(401, "authentication_error", "no valid key: send the master key as "
                                "`Authorization: Bearer <key>` or `x-api-key: <key>` (see `appliance endpoint`)")
     served = (", ".join(_name(n).strip('"') for n in pl.served()) or "none (no profile is running)").replace(
@@ -210,6 +218,8 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
                 f"backend {backend}",
                 "    balance first",
                 f"    timeout server {_ms(timeout)}",
+                # engines take only their own key; the agent's (master) key goes no further than this proxy
+                f'    http-request set-header authorization "Bearer {engine_key}"',
             ]
             if not r.has_fallback:  # nothing else can serve it: wait for the engine (HAProxy alone says 503)
                 lines += [f"    http-request lua.appliance_hold {int(settings.hold_s * 1000)}",
@@ -231,7 +241,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             # here — HAProxy does not redispatch to a backup while the failing one counts as up. LiteLLM gets the
             # same request and serves it from the alias's fallbacks (its way to the engine answers 503 now).
             lines += [
-                f"    server litellm 127.0.0.1:{settings.litellm_port}",
+                f"    server litellm unix@{settings.relay_path}   # back to the master key (frontend litellm_relay)",
                 f"    http-response set-header x-litellm-model-id {_q(mid)} if {{ srv_name local }}",
                 f"    http-response set-header x-litellm-model-group {_name(r.alias)} if {{ srv_name local }}",
                 "    http-response set-header x-appliance-route local if { srv_name local }",
@@ -253,6 +263,12 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             "",
         ]
     lines += [
+        "frontend litellm_relay",
+        f"    bind unix@{settings.relay_path} mode 600",
+        "    timeout client 10m",
+        f'    http-request set-header authorization "Bearer {key}"',
+        "    default_backend litellm",
+        "",
         "backend litellm",
         "    timeout server 10m",
         "    option httpchk GET /health/liveliness",
