@@ -202,7 +202,10 @@ def test_frontdoor_config_is_valid_haproxy(active, tmp_path):
     from appliance.render.plan import plan
 
     cfg.write_text(render_haproxy(plan(active), active, fd))
-    out = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True,
+    from appliance.render.frontdoor import HOLD_LUA
+
+    (tmp_path / "hold.lua").write_text(HOLD_LUA)  # `lua-load hold.lua` is relative to the working directory
+    out = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True, cwd=tmp_path,
                          env={"LITELLM_MASTER_KEY": "sk-test", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stdout + out.stderr
     text = cfg.read_text()
