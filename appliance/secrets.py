@@ -23,6 +23,7 @@ MIN_MASTER_KEY_LEN = 24  # a generated key has 61 characters; anything a person 
 # a model's own code (trust_remote_code): they get the Hugging Face token only. HAProxy checks the master key.
 # LiteLLM calls the hosted providers: every key but the Hugging Face token.
 ROLES = ("engine", "frontdoor", "litellm")
+_HAPROXY_WORD = re.compile(r"[A-Za-z0-9._~+/=:-]{1,512}")  # a key HAProxy's config can carry as one word
 _SECRETISH = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
 PROVIDERS = {
     "openai": "OPENAI_API_KEY",
@@ -113,6 +114,20 @@ def write_role_files(values: dict[str, str] | None = None) -> None:
         text = f"# appliance secrets for the {role} processes only (from {path.name}). Mode 0600.\n"
         _write_private(role_file(role, path), text + "".join(f"{k}={v}\n" for k, v in
                                                               sorted(role_values(role, values).items())))
+    keys_cfg = frontdoor_keys_cfg(path)
+    paths.ensure_private_dir(keys_cfg.parent)
+    _write_private(keys_cfg, "# the front door's keys, read on every start and reload (mode 0600)\nglobal\n" + "".join(
+        f"    setenv {k} {v}\n" for k, v in sorted(role_values("frontdoor", values).items()) if _HAPROXY_WORD.fullmatch(v)))
+
+
+def frontdoor_keys_cfg(base: Path | None = None) -> Path:
+    """An HAProxy config fragment that only sets the front door's keys (`global` + `setenv`), given to HAProxy
+    before haproxy.cfg (`-f keys.cfg -f haproxy.cfg`). Why: HAProxy expands `${LITELLM_MASTER_KEY}` when it
+    parses its config, and a reload re-parses every file but keeps the master process's environment — so a key
+    from the environment only changes with a restart, a key from this file with a seamless reload. In a
+    directory of its own so a container can mount it (a file mount would keep the old inode after a rewrite)."""
+    base = base or secrets_file()
+    return base.with_name(f"{base.name}.frontdoor.d") / "keys.cfg"
 
 
 def role_of_env_file(path: str) -> str | None:
@@ -168,9 +183,9 @@ def lookup(name: str) -> str | None:
 
 def check_master_key(key: str, where: str) -> None:
     """Refuse a master key anyone could guess: it is the only thing between the LAN (with --lan) and the GPUs."""
-    if len(key) < MIN_MASTER_KEY_LEN or len(set(key)) < 8 or not key.isprintable() or " " in key:
-        raise SecretsError(f"{where} is too weak: a master key needs at least {MIN_MASTER_KEY_LEN} characters, "
-                           "8 of them different, no spaces",
+    if len(key) < MIN_MASTER_KEY_LEN or len(set(key)) < 8 or not _HAPROXY_WORD.fullmatch(key):
+        raise SecretsError(f"{where} is too weak or unusable: a master key needs at least {MIN_MASTER_KEY_LEN} "
+                           "characters, 8 of them different, only letters, digits and . _ ~ + / = : -",
                            f"remove {MASTER_KEY} from {secrets_file()} and the environment (a strong key is "
                            "generated), or `appliance keys set LITELLM_MASTER_KEY` with a longer one")
 

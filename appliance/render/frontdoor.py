@@ -49,6 +49,7 @@ from appliance.render.litellm import (
 from appliance.render.plan import ProxyPlan, backend_name
 
 HAPROXY_IMAGE = "haproxy:2.6.12"
+KEYS_DIR = "/usr/local/etc/appliance-keys"
 CONTEXT_MARGIN_TOKENS = 256
 # Requests up to this size are inspected (model, max tokens) and may take the hot path; larger ones go to LiteLLM.
 # The context guard counts a byte as at most one token, so a body larger than the engine's context never takes
@@ -79,7 +80,7 @@ class FrontDoorSettings:
     def relay_path(self) -> str:
         """A unix socket beside the runtime socket (its directory is the owner's, mode 0700): a request retried
         on LiteLLM from an engine's backend arrives here with the engine key and leaves with the master key."""
-        return self.socket_path.rsplit("/", 1)[0] + "/litellm-relay.sock"
+        return self.socket_path.rsplit("/", 1)[0] + "/lr.sock"  # not longer than haproxy.sock (sun_path: 108)
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,9 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
         "services": {
             "frontdoor": {
                 "image": HAPROXY_IMAGE,
-                "command": ["haproxy", "-W", "-db", "-f", "/usr/local/etc/appliance/haproxy.cfg"],
+                # the keys first (secrets.frontdoor_keys_cfg): a reload re-reads them, so a new key needs no restart
+                "command": ["haproxy", "-W", "-db", "-f", f"{KEYS_DIR}/keys.cfg", "-f",
+                            "/usr/local/etc/appliance/haproxy.cfg"],
                 "working_dir": "/usr/local/etc/appliance",  # lua-load hold.lua
                 "network_mode": "host",
                 "restart": "unless-stopped",
@@ -324,7 +327,8 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
                 "env_file": [{"path": SECRETS_VAR + ".frontdoor", "required": True}],  # master key for the ACL
                 # the directory, not the file: a reload must see the rewritten config (a file bind mount keeps
                 # the old inode after the appliance replaces it)
-                "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}"],
+                "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}",
+                            f"{SECRETS_VAR}.frontdoor.d:{KEYS_DIR}:ro"],
                 "labels": {"appliance.proxy": "haproxy"},
             },
         },
