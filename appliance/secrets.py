@@ -190,9 +190,31 @@ def check_master_key(key: str, where: str) -> None:
                            "generated), or `appliance keys set LITELLM_MASTER_KEY` with a longer one")
 
 
+def ensure_role_files() -> None:
+    """Rewrite the role files if one is missing or older than the secrets file (a key set by hand). Cheap when
+    they are current: the sampler asks for the master key every second."""
+    path = secrets_file()
+    try:
+        newest = path.stat().st_mtime
+    except FileNotFoundError:
+        newest = 0.0
+    for f in [role_file(r, path) for r in ROLES] + [frontdoor_keys_cfg(path)]:
+        try:
+            if f.stat().st_mtime < newest:
+                break
+        except FileNotFoundError:
+            break
+    else:
+        if newest:
+            return
+    write_role_files()
+
+
 def master_key() -> str:
     """The proxy's master key, generated on first use (LiteLLM refuses unset, empty or well-known keys); a weak
-    one from the environment or the secrets file is refused (SecretsError)."""
+    one from the environment or the secrets file is refused (SecretsError). The role files are made current
+    here too: everything that starts the front door or engines asks for the master key first."""
+    ensure_role_files()
     values = load()
     if os.environ.get(MASTER_KEY):
         check_master_key(os.environ[MASTER_KEY], f"{MASTER_KEY} in the environment")
