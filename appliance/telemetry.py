@@ -55,7 +55,7 @@ class EngineSnap:
 LOADING_QUIET_S = 120.0
 
 
-def engine_health(probe, alive: bool, last_log_age_s: float | None, draining: bool) -> str:
+def engine_health(probe, alive: bool, last_log_age_s, draining: bool) -> str:
     """What an engine's /health probe means, told truthfully (measured on a real vLLM, shared/reference):
     - answers 200: healthy;
     - accepts TCP but does not answer in time: hung (a loading vLLM does not accept TCP at all);
@@ -69,8 +69,9 @@ def engine_health(probe, alive: bool, last_log_age_s: float | None, draining: bo
         return "hung"
     if probe.status is not None:
         return "draining" if draining else "failing"
-    if alive:
-        return "loading" if last_log_age_s is not None and last_log_age_s <= LOADING_QUIET_S else "stalled"
+    if alive:  # the log is read only here (a callable): a healthy engine's log is not fetched every second
+        age = last_log_age_s() if callable(last_log_age_s) else last_log_age_s
+        return "loading" if age is not None and age <= LOADING_QUIET_S else "stalled"
     return "down"
 
 
@@ -177,7 +178,8 @@ class Sampler:
                 st = states.get(e.label)
                 health_probe = http.get(self._http(), f"http://127.0.0.1:{e.port}/health")
                 alive = bool(st and st.status in ("running", "restarting", "created"))
-                health = engine_health(health_probe, alive, self._log_age(profile.name, e.label, t), draining)
+                health = engine_health(health_probe, alive,
+                                       lambda: self._log_age(profile.name, e.label, t), draining)
                 stats = metrics.EngineStats()
                 if health == "healthy":
                     mp = http.get(self._http(), f"http://127.0.0.1:{e.port}/metrics")
