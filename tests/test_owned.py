@@ -60,3 +60,17 @@ def test_owned_top_level_keys_refused(key):
 def test_owned_env_refused(name):
     with pytest.raises(ProfileError, match=f"env: {name}` cannot be set"):
         _load({"env": {name: "x"}})
+
+
+@pytest.mark.parametrize("where,key,instead", [((), "host", "proxy.lan"), (("proxy",), "host", "proxy.lan"),
+                                               (("proxy",), "master_key", "appliance keys set"),
+                                               ((), "api_key", "secrets file")])
+def test_owned_keys_elsewhere_name_the_setting(where, key, instead):
+    data = copy.deepcopy(BASE)
+    node = data
+    for part in where:
+        node = node.setdefault(part, {})
+    node[key] = "0.0.0.0"
+    with pytest.raises(ProfileError) as exc:
+        validate(yamlsrc.Source("owned.yaml", data))
+    assert instead in str(exc.value) and "the appliance sets it" in str(exc.value)

@@ -26,6 +26,14 @@ OWNED_ARGS = {
     "model": "set the engine's `model:` key",
     "model_tag": "set the engine's `model:` key",
 }
+# keys a profile may try at the top level or under `proxy:` for what the appliance decides
+TOP_LEVEL_OWNED = {
+    "host": "`proxy.lan: true` (or `appliance up --lan`) opens the front door to the LAN; engines stay on 127.0.0.1",
+    "bind": "`proxy.lan: true` (or `appliance up --lan`) opens the front door to the LAN",
+    "master_key": "the master key lives in the secrets file: `appliance keys set LITELLM_MASTER_KEY`",
+    "api_key": "keys live in the secrets file (`appliance keys set PROVIDER`); hosted models name theirs with "
+               "`api_key_env`",
+}
 # environment variables an engine's `env:` may not set
 OWNED_ENV = {
     "VLLM_API_KEY": "the appliance gives every engine a key of its own (`appliance keys`), unknown to agents",
