@@ -300,56 +300,15 @@ def _from_hf_cache(model_id: str) -> Checkpoint | None:
     return Checkpoint(model_id, arch, method, bits, exact, group)
 
 
-def _user_models() -> dict[str, dict]:
-    from appliance.paths import config_dir
-
-    path = config_dir() / "models.yaml"
-    if not path.is_file():
-        return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML ({exc})", "fix the file or remove it") from exc
-    if not isinstance(data, dict):
-        raise ProfileError(f"{path}: expected a mapping of model id → architecture", "see README, 'Unknown models'")
-    return {_norm(k): v for k, v in data.items()}
-
-
-def _from_user(model_id: str) -> Checkpoint | None:
-    entry = _user_models().get(_norm(model_id))
-    if entry is None:
-        return None
-    from appliance.paths import config_dir
-
-    path = config_dir() / "models.yaml"
-    try:
-        arch = arch_from_config(entry, source=str(path))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProfileError(f"{path}: {model_id}: missing or bad field {exc}",
-                           "give num_hidden_layers, num_attention_heads, num_key_value_heads, hidden_size, "
-                           "intermediate_size, vocab_size (as in the model's config.json)") from exc
-    quant = entry.get("quant_method")
-    bits, group = float(entry.get("bits", 16 if not quant else 4)), int(entry.get("group_size", 128))
-    if not quant and isinstance(entry.get("quantization_config"), dict):  # pasted from config.json
-        quant, bits, group = _quant_from_config(entry)
-    stated = entry.get("weights_bytes")
-    try:
-        stated = int(float(stated)) if stated is not None else None
-    except (TypeError, ValueError) as exc:
-        raise ProfileError(f"{path}: {model_id}: weights_bytes {stated!r} is not a number",
-                           "give the checkpoint's size in bytes, e.g. weights_bytes: 16060522496") from exc
-    return Checkpoint(model_id, arch, quant, bits, stated, group, weights_stated=bool(stated))
-
-
 def lookup(model_id: str, *, use_hf_cache: bool = True) -> Checkpoint | None:
     """Architecture and storage of `model_id`, or None when nothing is known about it."""
     if use_hf_cache:
         found = _from_hf_cache(model_id)
         if found:
             return found
-    user = _from_user(model_id)
+    from appliance.catalog_user import from_user
+
+    user = from_user(model_id)
     if user:
         return user
     return lookup_builtin(model_id)

@@ -7,8 +7,9 @@ the sampler. Rates come from the difference to the previous sample; histories ar
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from appliance import metrics
 from appliance.gpu.base import GPUReading
@@ -42,10 +43,36 @@ class EngineSnap:
     aliases: tuple[str, ...]
     gpus: tuple[int, ...]
     status: str  # running | created | restarting | exited | dead | missing
-    health: str  # healthy | loading | unhealthy | down
+    health: str  # healthy | loading | stalled | hung | failing | draining | down (see engine_health)
     restarts: int = 0
     uptime_s: float | None = None
     stats: metrics.EngineStats = field(default_factory=metrics.EngineStats)
+    fallbacks: float = 0.0  # requests for this engine's aliases the front door served from a fallback
+
+
+# A loading engine writes a log line at least this often (weights, compile, graph capture progress); a refused
+# port with a live process and a quiet log for longer is "stalled", not "loading".
+LOADING_QUIET_S = 120.0
+
+
+def engine_health(probe, alive: bool, last_log_age_s, draining: bool) -> str:
+    """What an engine's /health probe means, told truthfully (measured on a real vLLM, shared/reference):
+    - answers 200: healthy;
+    - accepts TCP but does not answer in time: hung (a loading vLLM does not accept TCP at all);
+    - answers an error status: failing — or draining while a switch the appliance started drains it (vLLM
+      answers 500 to new requests while it finishes the ones in flight);
+    - refuses TCP while its process is alive: loading if it logged recently, else stalled;
+    - refuses TCP and no process: down."""
+    if probe.ok:
+        return "healthy"
+    if probe.error == "timeout":
+        return "hung"
+    if probe.status is not None:
+        return "draining" if draining else "failing"
+    if alive:  # the log is read only here (a callable): a healthy engine's log is not fetched every second
+        age = last_log_age_s() if callable(last_log_age_s) else last_log_age_s
+        return "loading" if age is not None and age <= LOADING_QUIET_S else "stalled"
+    return "down"
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,8 @@ class ProxySnap:
     requests_fallback: dict = field(default_factory=dict)  # alias → requests served by a fallback
     fallbacks: float = 0.0
     errors: float = 0.0
+    listen: tuple[str, ...] = ()  # where the agents' port listens, from the kernel's socket table (listening.py)
+    lan: bool = False  # reachable from the LAN (listens on anything but loopback)
 
 
 @dataclass(frozen=True)
@@ -74,9 +103,21 @@ class Snapshot:
     watts_per_tps: float | None = None
 
     def to_dict(self) -> dict:
+        """As plain data for JSON: NaN and ±inf (a metric page may carry them) become None — `json.dumps` would
+        write `NaN`, which is not JSON."""
         from dataclasses import asdict
 
-        return asdict(self)
+        return _finite(asdict(self))
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 class Sampler:
@@ -92,6 +133,8 @@ class Sampler:
         self._prev: dict[str, metrics.Scrape] = {}
         self._client = http_client
         self.history: dict[str, metrics.History] = {}
+        self._log_cursors: dict[str, dict] = {}
+        self._log_seen: dict[str, float] = {}
 
     def _http(self):
         if self._client is None:
@@ -129,17 +172,14 @@ class Sampler:
             except ApplianceError as exc:
                 states = {}
                 warnings.append(f"runtime: {exc.message}")
+            record = rig.state.load()
+            draining = bool(record.starting) and record.starting != profile.name  # a switch drains these
             for e in profile.engines:
                 st = states.get(e.label)
                 health_probe = http.get(self._http(), f"http://127.0.0.1:{e.port}/health")
-                if health_probe.ok:
-                    health = "healthy"
-                elif health_probe.error == "timeout":
-                    health = "loading"  # vLLM accepts TCP and stays silent while it loads
-                elif health_probe.status is not None:
-                    health = "unhealthy"
-                else:
-                    health = "down"
+                alive = bool(st and st.status in ("running", "restarting", "created"))
+                health = engine_health(health_probe, alive,
+                                       lambda: self._log_age(profile.name, e.label, t), draining)
                 stats = metrics.EngineStats()
                 if health == "healthy":
                     mp = http.get(self._http(), f"http://127.0.0.1:{e.port}/metrics")
@@ -159,6 +199,9 @@ class Sampler:
                     status=st.status if st else "missing", health=health, restarts=st.restarts if st else 0,
                     uptime_s=uptime, stats=stats))
         proxy = self._proxy()
+        if proxy is not None:
+            engines = [replace(e, fallbacks=float(sum(proxy.requests_fallback.get(a, 0) for a in e.aliases)))
+                       for e in engines]
         used = {g for e in engines for g in e.gpus}
         power = sum(g.power_w for g in gpus if g.index in used and g.power_w is not None) if used else None
         gen = sum(e.stats.generation_tps or 0 for e in engines) if engines else None
@@ -172,6 +215,21 @@ class Sampler:
             tokens_per_joule=metrics.tokens_per_joule(gen, power),
             watts_per_tps=(power / gen) if power and gen else None)
 
+    def _log_age(self, profile: str, engine: str, now: float) -> float | None:
+        """Seconds since the engine last wrote a log line (as far as this sampler has seen; None: never)."""
+        from appliance.errors import ApplianceError
+
+        key = f"{profile}/{engine}"
+        cursor = self._log_cursors.setdefault(key, {})
+        try:
+            lines = self.stack.rig.runtime.new_lines(self.stack.project(profile), engine, cursor)
+        except (ApplianceError, OSError):
+            lines = []
+        if any(ln.strip() for ln in lines):
+            self._log_seen[key] = now
+        seen = self._log_seen.get(key)
+        return None if seen is None else now - seen
+
     def _proxy(self) -> ProxySnap | None:
         from appliance import http
 
@@ -180,15 +238,19 @@ class Sampler:
             return None
         url = f"http://127.0.0.1:{state.port}"
         probe = http.get(self._http(), f"{url}/health/liveliness")
+        from appliance.listening import listening_hosts, reachable_from_lan
+
+        hosts = listening_hosts(state.port)
         snap = ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
-                                                                      "no answer"), healthy=probe.ok)
+                                                                      "no answer"), healthy=probe.ok,
+                         listen=tuple(sorted(hosts)), lan=reachable_from_lan(hosts))
         if not probe.ok:
             return snap
         last_t, last = self._proxy_last
         if last is not None and time.time() - last_t < self.proxy_every_s:
             from dataclasses import replace
 
-            return replace(last, status=snap.status, healthy=snap.healthy)
+            return replace(last, status=snap.status, healthy=snap.healthy, listen=snap.listen, lan=snap.lan)
         from appliance import secrets
 
         litellm = f"http://127.0.0.1:{state.litellm_port}"

@@ -15,6 +15,22 @@ import yaml
 from appliance.errors import ProfileError
 
 Path_ = tuple
+# A profile is a few KB. Caps keep a hostile or broken file from hanging a command: the size read, and the nodes
+# built — an alias is expanded where it is used, so a "billion laughs" file of 1 KB would otherwise build 10^9.
+MAX_BYTES = 1 << 20
+MAX_NODES = 200_000
+
+
+class _Budget:
+    def __init__(self, file: str):
+        self.file = file
+        self.left = MAX_NODES
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ProfileError(f"{self.file}: expands to more than {MAX_NODES} values (YAML aliases used over and "
+                               "over?)", "write the values out; a profile needs no aliases (&name / *name)")
 
 
 @dataclass
@@ -48,7 +64,9 @@ def format_path(path: tuple) -> str:
     return out or "(top level)"
 
 
-def _build(node: yaml.Node, path: tuple, lines: dict, file: str):
+def _build(node: yaml.Node, path: tuple, lines: dict, file: str, budget: _Budget | None = None):
+    budget = budget or _Budget(file)
+    budget.spend()
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
@@ -65,10 +83,10 @@ def _build(node: yaml.Node, path: tuple, lines: dict, file: str):
                     f"{file}:{key_node.start_mark.line + 1}: {format_path(path + (key,))} is given twice "
                     f"(first on line {lines.get(path + (key,))})", "keep one of them")
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _build(value_node, path + (key,), lines, file)
+            out[key] = _build(value_node, path + (key,), lines, file, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, path + (i,), lines, file) for i, item in enumerate(node.value)]
+        return [_build(item, path + (i,), lines, file, budget) for i, item in enumerate(node.value)]
     return _scalar(node)
 
 
@@ -95,6 +113,8 @@ def load(text: str, file: str) -> Source:
         raise ProfileError(f"{file}: not valid YAML: {exc}", "check the file's syntax") from None
     except (ValueError, TypeError) as exc:  # e.g. bad timestamps, recursive aliases
         raise ProfileError(f"{file}: not valid YAML: {exc}", "check the file's syntax") from None
+    except RecursionError:
+        raise ProfileError(f"{file}: nested too deeply", "simplify the file") from None
     if len(nodes) != 1 or nodes[0] is None:
         if not nodes or nodes[0] is None:
             raise ProfileError(f"{file}: the file is empty", "start from one of the profiles in profiles/")
@@ -109,13 +129,28 @@ def load(text: str, file: str) -> Source:
     return Source(file, data, lines)
 
 
-def load_file(path: Path) -> Source:
+def read_text(path: Path, what: str = "profile") -> str:
+    """A small UTF-8 text file, at most MAX_BYTES (a device like /dev/zero, a FIFO or a huge file is refused
+    instead of read forever); every failure is a ProfileError naming the file."""
+    import stat
+
     try:
-        text = path.read_text(encoding="utf-8")
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ProfileError(f"{path}: not a regular file", f"give the path of a {what} YAML file")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ProfileError(f"{path}: no such file", "give a profile name (see `appliance profiles`) or a path") from None
-    except UnicodeDecodeError:
-        raise ProfileError(f"{path}: not UTF-8 text", "save the profile as UTF-8 YAML") from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read ({exc.strerror})", "check the path and its permissions") from None
-    return load(text, str(path))
+    if len(raw) > MAX_BYTES:
+        raise ProfileError(f"{path}: larger than {MAX_BYTES // 1024} KiB", f"a {what} is a few KB; check the file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProfileError(f"{path}: not UTF-8 text", f"save the {what} as UTF-8 YAML") from None
+
+
+def load_file(path: Path, what: str = "profile") -> Source:
+    return load(read_text(Path(path), what), str(path))

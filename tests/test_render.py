@@ -84,6 +84,8 @@ def test_sim_render_has_no_reservation_and_mounts_the_sim_dir(tmp_path):
 
 def test_files_say_they_are_generated(tmp_path):
     for f in all_rendered(tmp_path):
+        if f.path.suffix == ".lua":  # the hold action: code, not generated from a profile
+            continue
         assert f.text.startswith("# ") and "Edit the profile, not this file" in f.text
         assert "profiles/" in f.text.splitlines()[1]
 
@@ -94,8 +96,8 @@ def test_litellm_config_shape():
     cfg = render_litellm_config(plan(load_profile("rtx3090x4-two-tier")))
     groups = {m["model_name"]: m for m in cfg["model_list"]}
     local = groups["local-fast"]
-    # LiteLLM reaches the engine through HAProxy's listener (proxy port + 2), whose health check decides
-    assert local["litellm_params"]["api_base"] == "http://127.0.0.1:4002/v1"
+    # LiteLLM reaches the engine through HAProxy's listener (proxy port + 3), whose health check decides
+    assert local["litellm_params"]["api_base"] == "http://127.0.0.1:4003/v1"
     assert local["litellm_params"]["model"] == "hosted_vllm/local-fast"
     assert local["model_info"]["id"] == "local:local-fast@8001"
     # no first-token timeout toward a local engine: a long prefill is not a dead engine
@@ -202,7 +204,10 @@ def test_frontdoor_config_is_valid_haproxy(active, tmp_path):
     from appliance.render.plan import plan
 
     cfg.write_text(render_haproxy(plan(active), active, fd))
-    out = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True,
+    from appliance.render.frontdoor import HOLD_LUA
+
+    (tmp_path / "hold.lua").write_text(HOLD_LUA)  # `lua-load hold.lua` is relative to the working directory
+    out = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True, cwd=tmp_path,
                          env={"LITELLM_MASTER_KEY": "sk-test", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stdout + out.stderr
     text = cfg.read_text()

@@ -6,6 +6,8 @@ import argparse
 
 from appliance.cli.agents import cmd_endpoint, cmd_keys
 from appliance.cli.benchcmd import cmd_bench
+from appliance.cli.argtypes import seconds
+from appliance.cli.doctor import cmd_doctor
 from appliance.cli.demo import DEMO_PROFILE, cmd_demo, cmd_tui
 from appliance.cli.fitcheck import cmd_check, cmd_measurements, cmd_profiles, cmd_render
 from appliance.cli.rigcmds import cmd_down, cmd_logs, cmd_status, cmd_switch, cmd_up
@@ -85,10 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "engine fails; the decisive log lines and a fix are shown.")
     p.add_argument("profile", metavar="PROFILE")
     p.add_argument("--force", action="store_true", help="start even if the fit check says it does not fit")
-    p.add_argument("--timeout", type=float, default=1800, metavar="S", help="give up after S seconds (1800)")
+    p.add_argument("--timeout", type=seconds(1, 86400), default=1800, metavar="S",
+                   help="give up after S seconds (1800)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (progress goes to stderr)")
     p.add_argument("--lan", action="store_true", default=None,
                    help="the proxy listens on 0.0.0.0 (reachable from your LAN; default 127.0.0.1)")
+    p.add_argument("--no-lan", dest="lan", action="store_false", help="the proxy listens on 127.0.0.1 only")
     rig_opts(p)
     p.add_argument("--strict", action="store_true", help="refuse to start when vLLM would warn about the profile (advice)")
     p.set_defaults(func=cmd_up)
@@ -99,11 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "stuck, timeout) starts the last known good profile again and says why.")
     p.add_argument("profile", metavar="PROFILE")
     p.add_argument("--force", action="store_true")
-    p.add_argument("--timeout", type=float, default=1800, metavar="S")
-    p.add_argument("--drain", type=float, default=60, metavar="S",
+    p.add_argument("--timeout", type=seconds(1, 86400), default=1800, metavar="S")
+    p.add_argument("--drain", type=seconds(0, 3600), default=60, metavar="S",
                    help="requests in flight on the old engines get S s to finish (60)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--lan", action="store_true", default=None, help="the proxy listens on 0.0.0.0")
+    p.add_argument("--no-lan", dest="lan", action="store_false", help="the proxy listens on 127.0.0.1 only")
     rig_opts(p)
     p.add_argument("--strict", action="store_true", help="refuse to start when vLLM would warn about the profile (advice)")
     p.set_defaults(func=cmd_switch)
@@ -141,9 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     rig_opts(p)
     p.set_defaults(func=cmd_down)
 
+    p = sub.add_parser("doctor", help="check the rig's state file; rebuild a damaged one from the live rig")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be rebuilt")
+    rig_opts(p)
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("status", help="one snapshot: profile, engines, GPUs (power, energy), tokens/s, queue, KV")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--window", type=float, default=1.0, metavar="S", help="rates over S seconds (1)")
+    p.add_argument("--window", type=seconds(0.2, 3600), default=1.0, metavar="S", help="rates over S seconds (1)")
     rig_opts(p)
     p.set_defaults(func=cmd_status)
 
@@ -161,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=DEMO_PROFILE, metavar="PROFILE", help=f"default: {DEMO_PROFILE}")
     p.add_argument("--agents", type=int, default=3, metavar="N", help="background streams through the proxy (3)")
     p.add_argument("--no-traffic", action="store_true", help="no background traffic")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--duration", type=seconds(0.1, 7 * 86400), metavar="S", help="stop after S seconds")
     p.add_argument("--keep", action="store_true", help="leave the simulated rig running on exit")
     p.add_argument("--real-vllm", action="store_true", help="a REAL vLLM (CPU build, tiny model; `make real-vllm`) "
                    "instead of the stand-in engine, on a simulated 4090 whose power follows its load")
@@ -195,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("words", nargs="*", metavar="PROFILE | show RUN | apply RUN | list")
     p.add_argument("--concurrency", default="1,2,4,8", metavar="LIST", help="concurrent streams (1,2,4,8)")
     p.add_argument("--power", metavar="LIST", help="power limits in W, e.g. 200,250,300 (default: leave as is)")
-    p.add_argument("--duration", type=float, default=30, metavar="S", help="measured seconds per cell (30)")
+    p.add_argument("--duration", type=seconds(0.1, 86400), default=30, metavar="S",
+                   help="measured seconds per cell (30)")
     p.add_argument("--requests", type=int, metavar="N", help="instead of --duration: N finished requests per cell")
     p.add_argument("--prompt-tokens", type=int, default=256, metavar="N")
     p.add_argument("--max-tokens", type=int, default=256, metavar="N")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 from appliance import vllm_spec
+from appliance.profile import grammar
+from appliance.profile.owned import OWNED_ENV, owned_in_args
 from appliance.profile.model import ENV_NAME_RE, NAME_RE, PINNED_IMAGE, Engine, Profile, spec_of_image
 from appliance.vllm_versions import default_of
 from appliance.profile.problems import Problem, _choices_text, _closest
@@ -75,8 +77,10 @@ def _semantic_problems(p: Profile) -> list[Problem]:
         out.append(Problem(("card",), f"`card: {p.card}` is not a card the appliance knows",
                            (f"did you mean `{near}`? " if near else "") + "one of: " + ", ".join(cards.CARDS)))
     if not NAME_RE.match(p.name):
-        out.append(Problem(("name",), f"`name: {p.name}` must be lowercase letters, digits, - or _",
-                           "it becomes the compose project name"))
+        out.append(Problem(("name",), f"`name: {grammar._show(p.name)}` must be lowercase letters, digits, - or _ "
+                           "(at most 63)", "it becomes the compose project name"))
+    if grammar.description_problem(p.description):
+        out.append(Problem(("description",), grammar.description_problem(p.description), "shorten it"))
     profile_gpus = None if p.gpus == "all" else list(p.gpus)
     if profile_gpus is not None:
         if not profile_gpus:
@@ -116,14 +120,14 @@ def _semantic_problems(p: Profile) -> list[Problem]:
             out.append(Problem(base + ("name",), f"two engines are called `{e.label}`", "set a distinct `name:`"))
         labels.setdefault(e.label, i)
         if e.name is not None and not NAME_RE.match(e.name):
-            out.append(Problem(base + ("name",), f"`name: {e.name}` must be lowercase letters, digits, - or _", None))
+            out.append(Problem(base + ("name",), f"`name: {grammar._show(e.name)}` must be lowercase letters, digits, - or _", None))
         if not e.aliases:
             out.append(Problem(base + ("aliases",), "the engine has no `aliases`",
                                "give the names agents use through the proxy, e.g. aliases: [local]"))
+        _engine_grammar(out, base, e)
         for j, a in enumerate(e.aliases):
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", a):
-                out.append(Problem(base + ("aliases", j), f"alias `{a}` has characters the proxy cannot route",
-                                   "use letters, digits, . _ : -"))
+            if grammar.alias_problem(a):
+                out.append(Problem(base + ("aliases", j), grammar.alias_problem(a), None))
             if a in aliases:
                 out.append(Problem(base + ("aliases", j), f"alias `{a}` is used by engines[{aliases[a]}] too",
                                    "each alias belongs to one engine"))
@@ -136,7 +140,10 @@ def _semantic_problems(p: Profile) -> list[Problem]:
                                f"pin a tag, e.g. {PINNED_IMAGE}"))
         for k in e.env:
             if not ENV_NAME_RE.match(k):
-                out.append(Problem(base + ("env", k), f"`{k}` is not an environment variable name", None))
+                out.append(Problem(base + ("env", k), f"`{grammar._show(k)}` is not an environment variable name",
+                                   None))
+            elif k in OWNED_ENV:
+                out.append(Problem(base + ("env", k), f"`env: {k}` cannot be set in a profile", OWNED_ENV[k]))
         # GPUs of this engine
         egpus = list(e.gpus) if e.gpus is not None else (
             profile_gpus[: e.gpu_count] if profile_gpus is not None else list(range(e.gpu_count)))
@@ -198,7 +205,7 @@ def _semantic_problems(p: Profile) -> list[Problem]:
         _check_speculative(out, base, e, spec)
         for dest, value in e.vllm_options.items():
             _check_vllm_option(out, base + (dest,), dest, value, spec)
-        if e.extra_args:
+        if e.extra_args and not grammar.extra_args_problem(e.extra_args):
             _check_extra_args(out, base + ("extra_args",), e, spec)
         # model facts
         ckpt = catalog.lookup(e.model, use_hf_cache=False)
@@ -257,6 +264,24 @@ def _check_speculative(out: list, base: tuple, e: Engine, spec):
     elif n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         out.append(Problem(path + ("num_speculative_tokens",), f"`num_speculative_tokens: {n!r}` must be a whole "
                            "number ≥ 1", None))
+
+
+def _engine_grammar(out: list, base: tuple, e: Engine):
+    """Every engine value that reaches a rendered file or the command line, against grammar.py; the options the
+    appliance owns (owned.py) refused in extra_args."""
+    checks = [(("model",), grammar.model_id_problem(e.model)), (("image",), grammar.image_problem(e.image))]
+    names = (e.served_model_name,) if isinstance(e.served_model_name, str) else (e.served_model_name or ())
+    checks += [(("served_model_name",), grammar.model_id_problem(n, "served_model_name")) for n in names]
+    checks += [(("env", k), grammar.text_problem(v, f"env.{k}")) for k, v in e.env.items()]
+    checks.append((("extra_args",), grammar.extra_args_problem(e.extra_args)))
+    for sub, problem in checks:
+        if problem:
+            out.append(Problem(base + sub, problem, None))
+    if e.extra_args and not grammar.extra_args_problem(e.extra_args):
+        parser = vllm_spec.build_serve_parser(version=spec_of_image(e.image).version)
+        for dest, instead in owned_in_args(e.extra_args, parser):
+            flag = "--" + dest.replace("_", "-")
+            out.append(Problem(base + ("extra_args",), f"extra_args set `{flag}`, which the appliance owns", instead))
 
 
 def _check_extra_args(out: list, path: tuple, e: Engine, spec):

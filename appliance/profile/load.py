@@ -26,19 +26,29 @@ def load_profile(ref: str | Path) -> Profile:
 
 def resolve(ref: str | Path) -> Path:
     ref_s = str(ref)
+    if len(ref_s) > 4096 or "\0" in ref_s:
+        raise ProfileError(f"`{ref_s[:60]}…` is not a profile name or path", "see `appliance profiles`")
     candidate = Path(ref_s).expanduser()
-    if candidate.suffix in (".yaml", ".yml") or "/" in ref_s or candidate.is_file():
+    if candidate.suffix in (".yaml", ".yml") or "/" in ref_s or _is_file(candidate):
         return candidate
     for d in paths.profile_dirs():
         for ext in (".yaml", ".yml"):
             f = d / f"{ref_s}{ext}"
-            if f.is_file():
+            if _is_file(f):
                 return f
     names = available_names()
     near = _closest(ref_s, names)
     raise ProfileError(f"no profile called `{ref_s}`",
                        (f"did you mean `{near}`? " if near else "") + "see `appliance profiles` (searched: " +
                        ", ".join(str(d) for d in paths.profile_dirs()) + ")")
+
+
+def _is_file(p: Path) -> bool:
+    """is_file() that says no instead of raising (a name too long for the file system, …)."""
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def available_files() -> list[Path]:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from appliance import vllm_spec
 from appliance.errors import ProfileError
+from appliance.profile import grammar
 
 PINNED_IMAGE = f"vllm/vllm-openai:v{vllm_spec.VLLM_VERSION}"
 DEFAULT_PROXY_PORT = 4000
@@ -26,12 +27,19 @@ RESERVED_VLLM = {
     "disable_log_stats": "it switches off every vllm:* metric on /metrics, which the telemetry and the bench need",
     "config": "write the options into the profile itself",
     "headless": "the appliance runs API servers",
+    "api_key": "the appliance gives every engine a key of its own (the secrets file's engine key), unknown to "
+               "agents, who use the master key at the front door (`appliance keys`)",
+    "ssl_keyfile": "the front door speaks plain HTTP to engines on 127.0.0.1",
+    "ssl_certfile": "the front door speaks plain HTTP to engines on 127.0.0.1",
+    "root_path": "the front door routes the engines' own paths (/v1/…)",
+    "middleware": "it runs code in front of the engine's key check",
 }
 APPLIANCE_ENGINE_KEYS = ("name", "image", "aliases", "port", "gpus", "env", "extra_args")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # no inf/NaN anywhere: `stream_s: .inf` overflowed mid-`up`, NaN compares false with every bound
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class Hosted(Strict):
@@ -44,6 +52,25 @@ class Hosted(Strict):
     api_base: str | None = Field(default=None, description="base URL, required for openai_compatible")
     max_input_tokens: int | None = Field(default=None, gt=0, description="context window, for context fallbacks")
 
+    @field_validator("name")
+    @classmethod
+    def _name_grammar(cls, v):
+        _raise(grammar.alias_problem(v, "hosted name"))
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model_grammar(cls, v):
+        _raise(grammar.provider_model_problem(v))
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _url_grammar(cls, v):
+        if v is not None:
+            _raise(grammar.url_problem(v))
+        return v
+
     @property
     def litellm_model(self) -> str:
         prefix = {"openai": "openai", "anthropic": "anthropic", "openrouter": "openrouter",
@@ -51,11 +78,16 @@ class Hosted(Strict):
         return self.model if self.model.startswith(prefix + "/") else f"{prefix}/{self.model}"
 
 
+# HAProxy's timeouts hold at most 2^31-1 ms (~24 days); a day is more than any request may take.
+MAX_TIMEOUT_S = 86400
+
+
 class Timeouts(Strict):
-    request_s: float = Field(default=600, gt=0, description="whole non-streaming request")
-    stream_s: float = Field(default=120, gt=0, description="streaming: silence allowed before/between chunks")
-    connect_s: float = Field(default=2, gt=0, description="TCP connect to an engine")
-    first_token_s: float = Field(default=30, gt=0,
+    request_s: float = Field(default=600, ge=1, le=MAX_TIMEOUT_S, description="whole non-streaming request")
+    stream_s: float = Field(default=120, ge=1, le=MAX_TIMEOUT_S,
+                            description="streaming: silence allowed before/between chunks")
+    connect_s: float = Field(default=2, gt=0, le=MAX_TIMEOUT_S, description="TCP connect to an engine")
+    first_token_s: float = Field(default=30, gt=0, le=MAX_TIMEOUT_S,
                                  description="a local engine that has not answered by then counts as hung")
     hold_s: float = Field(default=300, ge=0, le=3600,
                           description="a request for an alias with no fallback waits this long at the front door "
@@ -76,7 +108,7 @@ class Engine(BaseModel):
     """One vLLM server. Typed fields are the options the fit check and the proxy need; any other `vllm serve`
     option of the pinned version may be given too (kept in `vllm_options`, validated against vllm_spec)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
     # appliance keys
     name: str | None = None
@@ -175,6 +207,12 @@ class Profile(Strict):
     @property
     def aliases(self) -> dict[str, Engine]:
         return {a: e for e in self.engines for a in e.aliases}
+
+
+def _raise(problem: str | None) -> None:
+    """pydantic turns a ValueError into a problem at the field's path (problems.py shows its text)."""
+    if problem:
+        raise ValueError(problem)
 
 
 def _slug(text: str) -> str:

@@ -57,11 +57,15 @@ def _pydantic_problems(exc: ValidationError, data) -> list[Problem]:
         value = err.get("input")
         etype = err["type"]
         if etype == "extra_forbidden":
+            from appliance.profile.owned import OWNED_ARGS, TOP_LEVEL_OWNED
+
             parent = _model_for(path[:-1])
             near = _closest(path[-1], parent.model_fields) if parent else None
-            out.append(Problem(path, f"`{path[-1]}` is not a field of {yamlsrc.format_path(path[:-1])}",
-                               f"did you mean `{near}`?" if near else
-                               ("valid fields: " + ", ".join(parent.model_fields) if parent else None)))
+            owned = TOP_LEVEL_OWNED.get(path[-1]) or OWNED_ARGS.get(path[-1])
+            out.append(Problem(path, f"`{path[-1]}` is not a field of {yamlsrc.format_path(path[:-1])}" +
+                               (" (the appliance sets it)" if owned else ""),
+                               owned or (f"did you mean `{near}`?" if near else
+                                         ("valid fields: " + ", ".join(parent.model_fields) if parent else None))))
         elif etype == "missing":
             out.append(Problem(path, f"`{field}` is required", f"add `{path[-1]}:`"))
         elif etype in ("literal_error", "enum"):
@@ -71,6 +75,10 @@ def _pydantic_problems(exc: ValidationError, data) -> list[Problem]:
             ctx = err.get("ctx", {})
             bound = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ctx.items())
             out.append(Problem(path, f"`{field}: {value!r}` is out of range (must be {bound})", None))
+        elif etype == "value_error":  # a grammar check (grammar.py): its text says what is wrong and what fits
+            out.append(Problem(path, f"`{field}`: {err.get('ctx', {}).get('error', err['msg'])}", None))
+        elif etype in ("finite_number",):
+            out.append(Problem(path, f"`{field}: {value!r}` must be a finite number", None))
         elif etype == "too_short":
             out.append(Problem(path, f"`{field}` must not be empty", "add at least one entry"))
         else:

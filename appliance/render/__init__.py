@@ -43,8 +43,19 @@ def display_path(path: str | Path) -> str:
         return str(p)
 
 
+def comment_text(text: str) -> str:
+    """`text` made safe for a one-line `#` comment in YAML and HAProxy files: a file name may hold a newline (which
+    would end the comment and inject config), U+0085/U+2028 (line breaks to YAML) or zero-width characters; each
+    such character becomes its `\\uXXXX` escape."""
+    import unicodedata
+
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in
+                   ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else ch for ch in text)
+
+
 def header(sources: list[str], what: str) -> str:
-    src = ", ".join(display_path(s) for s in sources)
+    src = comment_text(", ".join(display_path(s) for s in sources))
+    what = comment_text(what)
     return (f"# {what}\n# Generated from {src} by `appliance render`.\n"
             "# Edit the profile, not this file: it is rewritten on every render, up and switch.\n")
 

@@ -128,7 +128,8 @@ def engine_service(profile: Profile, engine: Engine, settings: RenderSettings) -
         "restart": "unless-stopped",
         "init": True,  # PID 1 forwards SIGTERM and reaps vLLM's worker processes
         "stop_grace_period": f"{drain_seconds(engine, settings.drain_s) + 15}s",  # drain, then the engine exits
-        "env_file": [{"path": SECRETS_VAR, "required": False}],  # HF_TOKEN lives there, never in this file
+        # the engines' part of the secrets file only (secrets.role_values): HF_TOKEN, never in this file
+        "env_file": [{"path": SECRETS_VAR + ".engine", "required": False}],
         "environment": env,
         "volumes": [f"{HF_CACHE_VAR}:/root/.cache/huggingface", f"{VLLM_CACHE_VOLUME}:/root/.cache/vllm"],
         "healthcheck": _healthcheck(engine.port),
@@ -163,12 +164,30 @@ def sidecar_service(profile: Profile, engine: Engine, settings: RenderSettings) 
     }
 
 
+def literal(value):
+    """A value Compose must not interpolate: every `$` doubled (Compose reads `$$` as one literal `$`), in strings
+    inside lists and mappings too. Without it `model: "${HF_TOKEN}"` put the token on the command line and an env
+    value `pa$word$$1` became `pa$1`."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    return value
+
+
+# The parts of a service that hold profile values; the others hold the appliance's own `${APPLIANCE_…}` defaults.
+LITERAL_KEYS = ("image", "command", "environment", "labels", "healthcheck")
+
+
 def render_engine_project(profile: Profile, settings: RenderSettings = RenderSettings()) -> dict:
     services = {e.label: engine_service(profile, e, settings) for e in profile.engines}
     if settings.sidecar:
         services.update({f"{e.label}-gpu": sidecar_service(profile, e, settings) for e in profile.engines})
     return {
         "name": project_name(profile),
-        "services": services,
+        "services": {name: {k: literal(v) if k in LITERAL_KEYS else v for k, v in svc.items()}
+                     for name, svc in services.items()},
         "volumes": {VLLM_CACHE_VOLUME: {"name": VLLM_CACHE_VOLUME}},
     }

@@ -33,7 +33,11 @@ count_tokens), and everything else goes to LiteLLM:
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
+
+from appliance.errors import ProfileError
 
 from appliance.profile import Profile
 from appliance.render.litellm import (
@@ -46,6 +50,7 @@ from appliance.render.litellm import (
 from appliance.render.plan import ProxyPlan, backend_name
 
 HAPROXY_IMAGE = "haproxy:2.6.12"
+KEYS_DIR = "/usr/local/etc/appliance-keys"
 CONTEXT_MARGIN_TOKENS = 256
 # Requests up to this size are inspected (model, max tokens) and may take the hot path; larger ones go to LiteLLM.
 # The context guard counts a byte as at most one token, so a body larger than the engine's context never takes
@@ -70,6 +75,13 @@ class FrontDoorSettings:
     hold_s: float = 300.0  # a request for an alias without a fallback waits this long for its engine
     check_interval_ms: int = 1000
     master_key_env: str = "LITELLM_MASTER_KEY"
+    engine_key_env: str = "APPLIANCE_ENGINE_KEY"
+
+    @property
+    def relay_path(self) -> str:
+        """A unix socket beside the runtime socket (its directory is the owner's, mode 0700): a request retried
+        on LiteLLM from an engine's backend arrives here with the engine key and leaves with the master key."""
+        return self.socket_path.rsplit("/", 1)[0] + "/lr.sock"  # not longer than haproxy.sock (sun_path: 108)
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,27 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_NAME_RE = re.compile(r"/?[A-Za-z0-9_][A-Za-z0-9._/:@+-]{0,254}")
+
+
+def _name(text: str) -> str:
+    """A model name (alias, hosted name, served model id) as a quoted HAProxy word — only after it matched the
+    names' grammar (profile/grammar.py). The profile loader refuses anything else; this is the second lock: a name
+    from anywhere else (the owner's settings, a state file) cannot bring a newline, `$` (expanded from the
+    environment inside double quotes, where the master key lives), `%` or a quote into haproxy.cfg."""
+    if not _NAME_RE.fullmatch(text):
+        shown = text.encode("unicode_escape").decode("ascii")[:60]
+        raise ProfileError(f"model name `{shown}` cannot be served: the front door routes only letters, digits and "
+                           ". _ / : @ + -", "rename it in the profile or in the settings file")
+    return _q(text)
+
+
+def _ms(seconds: float) -> str:
+    """An HAProxy timeout: whole milliseconds, at least 1 (`0s` would mean no timeout at all)."""
+    ms = max(1, math.ceil(seconds * 1000))
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
 def _error_json(status: int, kind: str, message: str) -> str:
     """One error body both kinds of client read: OpenAI's `error.message`, Anthropic's `type` + `error.type`."""
     return ('{"type":"error","error":{"type":"%s","message":"%s","code":"%s","param":null}}'
@@ -107,11 +140,13 @@ def _error_json(status: int, kind: str, message: str) -> str:
 def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSettings) -> str:
     rs = routes(pl, routed, settings)
     key = f"${{{settings.master_key_env}}}"
+    engine_key = f"${{{settings.engine_key_env}}}"
     unauthorized = _error_json(401, "authentication_error", "no valid key: send the master key as "
                                "`Authorization: Bearer <key>` or `x-api-key: <key>` (see `appliance endpoint`)")
-    served = (", ".join(pl.served()) or "none (no profile is running)").replace("%", "%%")  # a log-format string
+    served = (", ".join(_name(n).strip('"') for n in pl.served()) or "none (no profile is running)").replace(
+        "%", "%%")  # a log-format string
     unknown = _error_json(404, "not_found_error", f"model `%[var(txn.model),json(utf8s)]` is not served now "
-                          f"(profile {pl.profile or 'none'}); served now: {served}")
+                          f"(profile {_name(pl.profile).strip(chr(34)) if pl.profile else 'none'}); served now: {served}")
     lines = [
         "global",
         "    master-worker",
@@ -124,7 +159,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         "    mode http",
         "    timeout connect 200ms       # loopback: a refused or missing engine is retried elsewhere at once",
         "    timeout client 10m",
-        f"    timeout server {int(settings.request_s)}s",
+        f"    timeout server {_ms(settings.request_s)}",
         "    timeout http-request 60s",
         "    timeout queue 10s",
         "    timeout check 1s            # an engine that does not answer /health within 1 s is down",
@@ -149,7 +184,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         "    http-request set-var(txn.model) req.body,json_query('$.model') if inference",
     ]
     if pl.served():
-        lines.append(f"    acl served var(txn.model) -m str {' '.join(_q(n) for n in pl.served())}")
+        lines.append(f"    acl served var(txn.model) -m str {' '.join(_name(n) for n in pl.served())}")
     else:
         lines.append("    acl served always_false")
     lines += [
@@ -167,7 +202,7 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         if r.max_model_len is None:
             continue  # not served by a running engine now: LiteLLM serves it from its fallbacks
         lines += [
-            f"    acl is_{r.backend} var(txn.model) -m str {_q(r.alias)}",
+            f"    acl is_{r.backend} var(txn.model) -m str {_name(r.alias)}",
             f"    acl fits_{r.backend} var(txn.need) -m int le {r.max_model_len}",
             f"    use_backend {r.backend} if inference is_{r.backend} fits_{r.backend} streaming",
             f"    use_backend {r.backend}_full if inference is_{r.backend} fits_{r.backend}",
@@ -188,7 +223,9 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             lines += [
                 f"backend {backend}",
                 "    balance first",
-                f"    timeout server {max(1, round(timeout))}s",
+                f"    timeout server {_ms(timeout)}",
+                # engines take only their own key; the agent's (master) key goes no further than this proxy
+                f'    http-request set-header authorization "Bearer {engine_key}"',
             ]
             if not r.has_fallback:  # nothing else can serve it: wait for the engine (HAProxy alone says 503)
                 lines += [f"    http-request lua.appliance_hold {int(settings.hold_s * 1000)}",
@@ -210,9 +247,9 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             # here — HAProxy does not redispatch to a backup while the failing one counts as up. LiteLLM gets the
             # same request and serves it from the alias's fallbacks (its way to the engine answers 503 now).
             lines += [
-                f"    server litellm 127.0.0.1:{settings.litellm_port}",
+                f"    server litellm unix@{settings.relay_path}   # back to the master key (frontend litellm_relay)",
                 f"    http-response set-header x-litellm-model-id {_q(mid)} if {{ srv_name local }}",
-                f"    http-response set-header x-litellm-model-group {_q(r.alias)} if {{ srv_name local }}",
+                f"    http-response set-header x-litellm-model-group {_name(r.alias)} if {{ srv_name local }}",
                 "    http-response set-header x-appliance-route local if { srv_name local }",
                 "    http-response set-header x-appliance-route litellm if { srv_name litellm }",
                 "",
@@ -226,12 +263,18 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
             f"    default_backend engine_{r.backend}",
             "",
             f"backend engine_{r.backend}",
-            f"    timeout server {int(settings.request_s)}s",
+            f"    timeout server {_ms(settings.request_s)}",
             "    retry-on conn-failure empty-response",
             f"    server local 127.0.0.1:{r.port} track {r.backend}/local on-marked-down shutdown-sessions",
             "",
         ]
     lines += [
+        "frontend litellm_relay",
+        f"    bind unix@{settings.relay_path} mode 600",
+        "    timeout client 10m",
+        f'    http-request set-header authorization "Bearer {key}"',
+        "    default_backend litellm",
+        "",
         "backend litellm",
         "    timeout server 10m",
         "    option httpchk GET /health/liveliness",
@@ -278,16 +321,19 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
         "services": {
             "frontdoor": {
                 "image": HAPROXY_IMAGE,
-                "command": ["haproxy", "-W", "-db", "-f", "/usr/local/etc/appliance/haproxy.cfg"],
+                # the keys first (secrets.frontdoor_keys_cfg): a reload re-reads them, so a new key needs no restart
+                "command": ["haproxy", "-W", "-db", "-f", f"{KEYS_DIR}/keys.cfg", "-f",
+                            "/usr/local/etc/appliance/haproxy.cfg"],
                 "working_dir": "/usr/local/etc/appliance",  # lua-load hold.lua
                 "network_mode": "host",
                 "restart": "unless-stopped",
                 # the image runs as uid 99; the runtime socket lives in a root-owned 0700 host directory
                 "user": "0:0",
-                "env_file": [{"path": SECRETS_VAR, "required": True}],  # the master key for the ACL
+                "env_file": [{"path": SECRETS_VAR + ".frontdoor", "required": True}],  # master key for the ACL
                 # the directory, not the file: a reload must see the rewritten config (a file bind mount keeps
                 # the old inode after the appliance replaces it)
-                "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}"],
+                "volumes": ["./:/usr/local/etc/appliance:ro", f"{sock_dir}:{sock_dir}",
+                            f"{SECRETS_VAR}.frontdoor.d:{KEYS_DIR}:ro"],
                 "labels": {"appliance.proxy": "haproxy"},
             },
         },
@@ -302,7 +348,7 @@ def render_frontdoor_compose(settings: FrontDoorSettings, litellm_image: str, li
             "network_mode": "host",
             "restart": "unless-stopped",
             "stop_grace_period": "120s",  # a retired LiteLLM finishes the streams it relays
-            "env_file": [{"path": SECRETS_VAR, "required": True}],
+            "env_file": [{"path": SECRETS_VAR + ".litellm", "required": True}],  # hosted keys, master key
             "environment": dict(PROXY_ENV),
             "volumes": [f"./{config}:/app/config.yaml:ro"],
             "healthcheck": {"test": ["CMD", "python3", "-c", probe], "interval": "10s", "timeout": "5s",

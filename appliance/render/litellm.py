@@ -21,6 +21,7 @@ from appliance.render.plan import ProxyPlan
 PROXY_PROJECT = "appliance-proxy"
 LITELLM_IMAGE = "ghcr.io/berriai/litellm:v1.106.2"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+ENGINE_KEY_ENV = "APPLIANCE_ENGINE_KEY"
 SECRETS_VAR = "${APPLIANCE_SECRETS_FILE:-~/.config/appliance/secrets.env}"
 # Exception classes LiteLLM counts per deployment; 0 allowed fails = cool down on the first one. Not
 # ServiceUnavailable: a local engine that is down gets HAProxy's instant 503, and cooling it down would keep
@@ -106,6 +107,7 @@ def render_litellm_config(pl: ProxyPlan, settings: ProxySettings | None = None,
             "model_name": alias,
             "litellm_params": {
                 "model": f"hosted_vllm/{alias}",
+                "api_key": f"os.environ/{ENGINE_KEY_ENV}",  # the engines' own key (agents never see it)
                 "api_base": f"http://127.0.0.1:{listeners[alias]}/v1",  # HAProxy: 503 at once if the engine is down
                 # a long prefill must not look like a dead engine: HAProxy's health checks decide that
                 "timeout": settings.request_timeout_s,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +22,9 @@ from pathlib import Path
 from appliance import paths
 from appliance.errors import RuntimeBoundaryError
 from appliance.runtime.base import ServiceState
+from appliance.runtime.supervise import start_time
+
+SUPERVISOR_MARK = "appliance.runtime.supervise"
 
 
 def _alive(pid: int | None) -> bool:
@@ -37,6 +41,21 @@ def _alive(pid: int | None) -> bool:
             return f.read().split(") ", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _same_process(pid: int | None, start: int | None, mark: str | None = None) -> bool:
+    """Is `pid` still the process the appliance started? Its start time must be the one recorded with the pid
+    (a stale pid file may name a pid the kernel has since given to someone else's process); with `mark`, its
+    command line must also contain it. A pid without a recorded start time is never trusted."""
+    if not pid or start is None or start_time(pid) != start:
+        return False
+    if mark is not None:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return mark.encode() in f.read()
+        except OSError:
+            return False
+    return True
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -58,6 +77,12 @@ def read_env_file(path: Path) -> dict[str, str]:
     return out
 
 
+def compose_literal(value: str) -> str:
+    """What Compose makes of a rendered value without `${…}`: `$$` is one `$` (render/compose.py doubles every
+    literal `$`), so a process gets exactly what a container would."""
+    return value.replace("$$", "$")
+
+
 class ProcessRuntime:
     kind = "process"
 
@@ -75,8 +100,8 @@ class ProcessRuntime:
 
     # -- what to run ------------------------------------------------------------------------------
     def argv_for(self, service: dict) -> list[str]:
-        entry = list(service.get("entrypoint") or [])
-        command = [str(x) for x in service.get("command") or []]
+        entry = [compose_literal(str(x)) for x in service.get("entrypoint") or []]
+        command = [compose_literal(str(x)) for x in service.get("command") or []]
         if entry[:1] == ["vllm"]:
             if self.vllm_command:
                 return [*self.vllm_command, *entry[1:], *command]
@@ -105,12 +130,36 @@ class ProcessRuntime:
         raise RuntimeBoundaryError(f"service has nothing to run: {service}", "this is a bug in the renderer")
 
     def env_for(self, service: dict) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.env_file:
-            env.update(read_env_file(self.env_file))
-        env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
+        """Like Compose: the service's own env_file(s), then its environment. The secrets file is never given
+        whole: a rendered service names its role's file (`…secrets.env.engine`), and engines and HAProxy do not
+        inherit anything secret-looking from the environment this runs in (LiteLLM may: hosted keys can live
+        in the owner's environment)."""
+        from appliance import secrets
+
+        files = [self._env_file_path(e) for e in service.get("env_file") or []]
+        roles = {secrets.role_of_env_file(str(f)) for f in files if f}
+        env = dict(os.environ) if "litellm" in roles else secrets.scrub_environ(dict(os.environ))
+        if files:
+            secrets.write_role_files()  # an edit of the secrets file by hand counts from the next start
+        for f in files:
+            if f is not None:
+                env.update(read_env_file(f))
+        env.update({k: compose_literal(str(v)) for k, v in (service.get("environment") or {}).items()})
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
+
+    def _env_file_path(self, entry) -> Path | None:
+        """A rendered env_file entry (`{path: "${APPLIANCE_SECRETS_FILE:-…}.engine"}`) → the file: the secrets
+        file is the one this runtime was given (what APPLIANCE_SECRETS_FILE means to Compose)."""
+        raw = entry.get("path") if isinstance(entry, dict) else entry
+        if not isinstance(raw, str):
+            return None
+        m = re.match(r"^\$\{APPLIANCE_SECRETS_FILE(?::-[^}]*)?\}(.*)$", raw)
+        if m:
+            if self.env_file is None:
+                return None
+            return Path(str(self.env_file) + m.group(1))
+        return Path(os.path.expanduser(raw))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def up(self, project: str, compose_file: Path | None, compose: dict) -> None:
@@ -137,7 +186,7 @@ class ProcessRuntime:
                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, cwd=cwd if cwd and Path(cwd).is_dir() else None)
             # the pid file is ours; the status file is the supervisor's (no two writers)
-            (d / f"{name}.pid").write_text(str(proc.pid))
+            (d / f"{name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}")
 
     def down(self, project: str, compose_file: Path | None = None, timeout_s: int = 30) -> None:
         d = self._dir(project)
@@ -157,12 +206,13 @@ class ProcessRuntime:
         for n in names:
             st = self._read(d / f"{n}.status.json") or {}
             child = st.get("child_pid")
-            if _alive(child):  # the supervisor died before its child: end the child's whole session
+            if _alive(child) and _same_process(child, st.get("child_start")):
+                # the supervisor died before its child: end the child's whole session
                 try:
                     os.killpg(child, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            if _alive(sups[n]):
+            if _alive(sups[n]) and self._supervisor_pid(d, n) == sups[n]:  # still ours after the wait
                 try:
                     os.kill(sups[n], signal.SIGKILL)
                 except ProcessLookupError:
@@ -180,7 +230,7 @@ class ProcessRuntime:
         st = {s.service: s for s in self.states(project)}.get(service)
         if st is None or not st.alive or not st.pid:
             raise RuntimeBoundaryError(f"{service} of {project} is not running", "`appliance up PROFILE` starts it")
-        os.kill(st.pid, getattr(signal, sig))
+        os.kill(st.pid, getattr(signal, sig))  # states() reports a child pid only after _same_process
 
     def stop_service(self, project: str, service: str, timeout_s: int = 30) -> None:
         pid = self._supervisor_pid(self._dir(project), service)
@@ -198,7 +248,8 @@ class ProcessRuntime:
             state = st.get("state", "created")
             if not _alive(sup):
                 status = "exited" if state == "exited" else "dead"
-            elif state == "running" and _alive(st.get("child_pid")):
+            elif state == "running" and _alive(st.get("child_pid")) and _same_process(st.get("child_pid"),
+                                                                                       st.get("child_start")):
                 status = "running"
             elif state == "restarting":
                 status = "restarting"
@@ -210,7 +261,7 @@ class ProcessRuntime:
                                     exit_code=st.get("exit_code") if status in ("exited", "dead", "restarting")
                                     else None,
                                     restarts=int(st.get("restarts", 0)), started_at=st.get("started_at"),
-                                    pid=st.get("child_pid"), ident=str(sup)))
+                                    pid=st.get("child_pid") if status == "running" else None, ident=str(sup)))
         return out
 
     def logs(self, project: str, service: str, tail: int | None = 200, follow: bool = False,
@@ -263,10 +314,15 @@ class ProcessRuntime:
 
     @staticmethod
     def _supervisor_pid(d: Path, name: str) -> int | None:
+        """The supervisor's pid from `<name>.pid` ("PID START"), only while that pid is still our supervisor:
+        same start time, and `appliance.runtime.supervise` with this service's status file on its command line.
+        Anything else (an old file without a start time, a reused pid) is None: never signalled."""
         try:
-            return int((d / f"{name}.pid").read_text().strip())
+            pid_s, start_s = (d / f"{name}.pid").read_text().split()
+            pid, start = int(pid_s), int(start_s)
         except (OSError, ValueError):
             return None
+        return pid if _same_process(pid, start, str(d / f"{name}.status.json")) else None
 
     @staticmethod
     def _read(path: Path) -> dict | None:

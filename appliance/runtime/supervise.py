@@ -27,6 +27,16 @@ def _write(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22): with the pid, it names one
+    process for good — a pid reused by another process has another start time."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[2] != "--":
         print("usage: python -m appliance.runtime.supervise STATUS_FILE LOG_FILE -- ARGV...", file=sys.stderr)
@@ -34,7 +44,8 @@ def main(argv: list[str]) -> int:
     status_file, log_file, cmd = argv[0], argv[1], argv[3:]
     grace = float(os.environ.get("APPLIANCE_STOP_GRACE_S", "30"))
     restart = os.environ.get("APPLIANCE_RESTART", "unless-stopped") != "no"
-    status = {"supervisor_pid": os.getpid(), "child_pid": None, "state": "starting", "restarts": 0,
+    status = {"supervisor_pid": os.getpid(), "supervisor_start": start_time(os.getpid()), "child_pid": None,
+              "child_start": None, "state": "starting", "restarts": 0,
               "exit_code": None, "started_at": time.time(), "argv": cmd}
     child: subprocess.Popen | None = None
 
@@ -59,7 +70,7 @@ def main(argv: list[str]) -> int:
                 os.kill(child.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        status.update(child_pid=child.pid, state="running", started_at=time.time())
+        status.update(child_pid=child.pid, child_start=start_time(child.pid), state="running", started_at=time.time())
         _write(status_file, status)
         started = time.monotonic()
         while True:
@@ -77,7 +88,7 @@ def main(argv: list[str]) -> int:
                         except ProcessLookupError:
                             pass
         code = child.wait()
-        status.update(exit_code=code, child_pid=None)
+        status.update(exit_code=code, child_pid=None, child_start=None)
         if _stop or not restart:
             break
         if time.monotonic() - started > 60:

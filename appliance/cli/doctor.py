@@ -1,0 +1,30 @@
+"""`appliance doctor`: is the rig's record sound? If not, rebuild it from the live rig (appliance/doctor.py) and
+say what was recovered and what was not."""
+
+from __future__ import annotations
+
+
+def cmd_doctor(args) -> int:
+    from appliance.cli.common import _rig
+    from appliance.doctor import examine
+
+    rig = _rig(args)
+    diag = examine(rig, repair=not args.dry_run)
+    if diag.state_error is None:
+        st = diag.state
+        print(f"state: fine ({rig.state.path})")
+        print(f"  active: {st.active.name if st.active else 'none'}; front door: "
+              f"{f'{st.proxy.host}:{st.proxy.port}' if st.proxy else 'not recorded'}; original power limits kept: "
+              + (", ".join(f"GPU {i} {w:.0f} W" for i, w in sorted(st.power_saved.items())) or "none"))
+        return 0
+    print(f"state: DAMAGED — {diag.state_error}")
+    print("rebuilt from the live rig:" if not args.dry_run else "would rebuild from the live rig:")
+    for line in diag.recovered:
+        print(f"  ✓ {line}")
+    for line in diag.lost:
+        print(f"  ✗ {line}")
+    if diag.kept:
+        print(f"the damaged file is kept as {diag.kept}")
+    if args.dry_run:
+        print("nothing written (--dry-run); run `appliance doctor` to write it")
+    return 0
