@@ -23,8 +23,19 @@ def cmd_keys(args) -> int:
 
             value = getpass.getpass(f"{name} (input hidden): ")
         secrets.set_key(name, value)
-        print(f"stored {name} in {secrets.secrets_file()} (mode 0600); restart the proxy to use it: "
-              "`appliance up` / `switch` do that when the config changes, or `appliance down --all` then `up`")
+        print(f"stored {name} in {secrets.secrets_file()} (mode 0600)")
+        from types import SimpleNamespace
+
+        from appliance.cli.common import EventPrinter, _rig
+        from appliance.errors import ApplianceError
+        from appliance.stack import Stack
+
+        try:
+            used = Stack(_rig(SimpleNamespace(sim=None, runtime=None)), EventPrinter()).front_door.rotate()
+        except ApplianceError as exc:
+            print(f"the running front door could not take it now ({exc.message}); `appliance restore` retries")
+            return 1
+        print("the front door uses it now (no restart)" if used else "the front door takes it when it starts")
         return 0
     if args.action == "rm":
         name = secrets.env_name(args.provider)

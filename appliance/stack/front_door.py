@@ -90,7 +90,8 @@ class FrontDoor:
                 name, config = litellm_service(port, fd.port)
                 compose["services"][name]["command"] = [
                     "--config", str(proxy_dir / config), "--host", "127.0.0.1", "--port", str(port)]
-            compose["services"]["frontdoor"]["command"] = ["haproxy", "-W", "-db", "-f", str(proxy_dir / "haproxy.cfg")]
+            compose["services"]["frontdoor"]["command"] = [  # the keys first: a reload re-reads them (rotation)
+                "haproxy", "-W", "-db", "-f", str(secrets.frontdoor_keys_cfg()), "-f", str(proxy_dir / "haproxy.cfg")]
             compose["services"]["frontdoor"]["stop_grace_period"] = "5s"
             compose["services"]["frontdoor"]["working_dir"] = str(proxy_dir)  # lua-load hold.lua
         return compose
@@ -123,7 +124,19 @@ class FrontDoor:
         elif not files["haproxy.cfg"].same_text():  # e.g. --lan: a seamless reload, then the engines enabled
             files["haproxy.cfg"].write()
             self.reload(Path(fd.socket_path))
+            self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
             self._enable_routed()
+
+    def rotate(self) -> bool:
+        """New keys take effect without a restart: a new LiteLLM (it reads its keys at start) is swapped in and
+        HAProxy reloads (it re-reads its keys file). False when the front door is not running."""
+        secrets.master_key()  # rewrites each role's secrets file
+        profile = self.serving(None)
+        fd = self.settings(profile)
+        if not self._alive(fd):
+            return False
+        self._swap_litellm(profile, fd)
+        return True
 
     def _start(self, profile: Profile | None, pl, fd: FrontDoorSettings) -> None:
         rt = self.rig.proxy_runtime

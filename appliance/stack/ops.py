@@ -350,6 +350,7 @@ class Stack:
                 if all_:
                     self.emit("info", "stopping the proxy")
                     self.front_door.stop()
+                    self.rig.state.update(lan=None, proxy=None)  # a remembered --lan ends with the front door
             finally:  # whatever failed above, the GPUs get their limits back
                 self.rig.state.update(active=None)
                 self.power.restore()

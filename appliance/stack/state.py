@@ -193,7 +193,7 @@ class StateStore:
             return {}
         except (OSError, ValueError, RecursionError) as exc:
             raise StateError(f"{self.originals_path}: the owner's original power limits cannot be read ({exc})",
-                             f"write each GPU's own limit into it as JSON, e.g. {{\"0\": 350.0}}, or delete it if "
+                             "write each GPU's own limit into it as JSON, e.g. {\"0\": 350.0}, or delete it if "
                              "the limits are the owner's already (`nvidia-smi -q -d POWER` shows them)") from None
 
     def _error(self, why: str) -> StateError:

@@ -11,7 +11,8 @@ from appliance.telemetry import Series
 from appliance.tui import fmt
 from appliance.tui.widgets.panel import Panel
 
-HEALTH_STYLE = {"healthy": "green", "loading": "yellow", "unhealthy": "bold red", "down": "bold red"}
+HEALTH_STYLE = {"healthy": "green", "loading": "yellow", "draining": "yellow", "unhealthy": "bold red",
+                "hung": "bold red", "failing": "bold red", "stalled": "bold red", "down": "bold red"}
 
 
 def health_text(e) -> Text:
