@@ -5,7 +5,8 @@ is the bar.
     .venv/bin/python benchmarks/soak.py [--streams 64] [--seconds 600] [--switches 3]
 
 Agents send short streaming chats (20–120 output tokens, think time 0–0.5 s) to the alias `local`; the profile is
-switched alpha → beta → alpha → … every seconds/(switches+1). Reports requests, failures (with the first errors),
+switched every seconds/(switches+1) round the shipped single-GPU profiles (copies on the soak's own ports: they
+differ in model, aliases, fallbacks and power limit) on one simulated RTX 4090. Reports requests, failures (with the first errors),
 how many were served locally vs by the fallback, TTFT p50/p99 and the longest request. Loopback only; it uses its
 own state dir and ports and stops everything it started.
 """
@@ -39,15 +40,18 @@ def soak(streams: int, seconds: float, switches: int, log=print, drain_s: int = 
     from appliance.stack import Stack
 
     tmp = Path(tempfile.mkdtemp(prefix="appliance-soak-"))
-    rigutil.write_profiles(tmp / "profiles", max_num_seqs=64, first_token_s=30)
+    import switchutil
+
+    names = switchutil.SINGLE_GPU
+    switchutil.write_shipped(tmp / "profiles", names)
     saved = dict(os.environ)
     os.environ.update(rigutil.rig_env(tmp))
-    stack = Stack(simulated_rig(runtime="process"), lambda e: log(f"  [{e.kind}] {e.message}")
+    stack = Stack(simulated_rig(runtime="process", cards=["4090"]), lambda e: log(f"  [{e.kind}] {e.message}")
                   if e.kind in ("fail", "rollback", "done", "warn") else None, drain_s=drain_s)
     results: list = []
     switch_log: list = []
     try:
-        if not stack.up(load_profile("alpha")).ok:
+        if not stack.up(load_profile(names[0])).ok:
             raise SystemExit("could not start the soak rig")
         key = secrets.master_key()
         base = f"http://127.0.0.1:{rigutil.PROXY_PORT}/v1"
@@ -70,10 +74,9 @@ def soak(streams: int, seconds: float, switches: int, log=print, drain_s: int = 
         runner = threading.Thread(target=lambda: asyncio.run(agents()), daemon=True)
         t0 = time.time()
         runner.start()
-        names = ["beta", "alpha"]
         for k in range(switches):
             time.sleep(max(0.0, t0 + seconds * (k + 1) / (switches + 1) - time.time()))
-            target = names[k % 2]
+            target = names[(k + 1) % len(names)]
             ts = time.time()
             r = stack.switch(load_profile(target))
             switch_log.append((target, r.ok, time.time() - ts))
