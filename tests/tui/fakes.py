@@ -129,6 +129,8 @@ class FakeBackend:
     def sample(self) -> Snapshot:
         self.samples += 1
         snap = snapshot(self.limit, self.running)
+        if self.switched_to and self.switch_ok:  # the rig now runs what it was switched to
+            snap = replace(snap, profile=self.switched_to[-1])
         if self.gpu_problem:
             snap = replace(snap, gpus=(), warnings=("GPUs: " + self.gpu_problem,))
         return snap
@@ -152,7 +154,8 @@ class FakeBackend:
     def active_profile(self):
         from appliance.profile import load_profile
 
-        return load_profile(REPO / "profiles" / "rtx3090x4-two-tier.yaml") if self.running else None
+        name = self.switched_to[-1] if self.switched_to and self.switch_ok else "rtx3090x4-two-tier"
+        return load_profile(REPO / "profiles" / f"{name}.yaml") if self.running else None
 
     def switch(self, profile, on_event):
         self.release.wait(10)

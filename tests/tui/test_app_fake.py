@@ -201,3 +201,21 @@ async def test_mouse_clicks_navigate():
         await pilot.click("#profile-table", offset=(4, 2))  # header, then the second profile row
         await pilot.pause()
         assert app.screen.selected().name == "rtx3090x4-qwen35-27b"
+
+
+async def test_profiles_screen_follows_the_active_profile_by_itself():
+    """After a switch the ● moves to the new profile without `r` (the screen follows the samples)."""
+    backend = FakeBackend()
+    app = ApplianceApp(backend, clock=clock, interval_s=0.05)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert "● rtx3090x4-two-tier" in screen_text(app)
+        backend.switched_to.append("rtx3090x4-qwen35-27b")  # switched elsewhere (the CLI, another TUI)
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if "● rtx3090x4-qwen35-27b" in screen_text(app):
+                break
+        assert "● rtx3090x4-qwen35-27b" in screen_text(app) and "● rtx3090x4-two-tier" not in screen_text(app)
+

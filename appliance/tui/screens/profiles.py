@@ -168,6 +168,11 @@ class ProfilesScreen(Screen):
 
     def refresh_view(self) -> None:
         self.query_one(TitleBar).show(self.app)
+        # follow the rig: a switch (from here, the CLI or another TUI) moves the ● without `r`
+        last = self.app.last.snapshot.profile if self.app.last else None
+        shown = self.active.name if self.active is not None else None
+        if last != shown and self.entries:
+            self._load()
 
     def action_reload(self) -> None:
         self._load()
