@@ -161,11 +161,12 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
                            [f"run on a machine with {engine.gpu_count} GPUs or lower tensor_parallel_size"])
     smallest = min(egpus, key=lambda g: g.visible()[0] - g.used_bytes)
     visible, visible_how = smallest.visible()
-    util = engine.gpu_memory_utilization or 0.9
     version = _engine_vllm_version(engine)
+    defaults = _serve_defaults(version, smallest)  # what this vLLM uses for what the profile leaves out
+    util = engine.gpu_memory_utilization or defaults["gpu_memory_utilization"]
     weights = catalog.weights_bytes(ckpt)
     weights_gpu = int(weights / (tp * pp))
-    d_seqs, d_batched = default_batch_limits(smallest.memory_bytes, smallest.name)
+    d_seqs, d_batched = defaults["max_num_seqs"], defaults["max_num_batched_tokens"]
     max_seqs = engine.max_num_seqs or d_seqs
     batched = engine.max_num_batched_tokens or d_batched
     max_len = engine.max_model_len or arch.max_position
@@ -244,6 +245,21 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs),
         measured=_measured_view(last, kv_tokens, max(0, available)) if last else None, gpu_name=smallest.name,
         settings=settings)
+
+
+def _serve_defaults(version: str, gpu) -> dict:
+    """gpu_memory_utilization, max_num_seqs, max_num_batched_tokens of that vLLM version for this card (its spec
+    data), falling back to 0.19's where a spec says nothing."""
+    from appliance import vllm_versions
+
+    d_seqs, d_batched = default_batch_limits(gpu.memory_bytes, gpu.name)
+    try:
+        got = vllm_versions.serve_defaults(version, gpu.memory_bytes, gpu.name)
+    except (KeyError, ValueError):
+        got = {}
+    return {"gpu_memory_utilization": got.get("gpu_memory_utilization") or 0.9,
+            "max_num_seqs": got.get("max_num_seqs") or d_seqs,
+            "max_num_batched_tokens": got.get("max_num_batched_tokens") or d_batched}
 
 
 def _engine_vllm_version(engine: Engine) -> str:

@@ -273,3 +273,25 @@ def test_serve_defaults_per_version_and_card():
     assert vv.serve_defaults("0.33.0", 180 * gib, "NVIDIA B200")["max_num_batched_tokens"] == 16384
     assert vv.serve_defaults("0.19.0", 180 * gib, "NVIDIA B200")["max_num_batched_tokens"] == 8192
     assert vv.serve_defaults("0.32.0", cpu=True)["max_num_seqs"] == 128
+
+
+def test_check_vllm_shows_the_fit_under_the_new_versions_defaults(tmp_path):
+    """A profile that relies on the default gpu_memory_utilization gets more KV under 0.33 (0.92 vs 0.9): the
+    upgrade check recomputes the fit with that version's accounting and defaults."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    src = (REPO / "profiles" / "rtx4090-qwen25-14b-agent.yaml").read_text()
+    (tmp_path / "p.yaml").write_text(src.replace("    gpu_memory_utilization: 0.92\n", ""))
+    out = subprocess.run([sys.executable, "-m", "appliance", "check", str(tmp_path / "p.yaml"), "--vllm", "0.33.0",
+                          "--json"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode in (0, 1), out.stderr
+    data = json.loads(out.stdout)
+    now, then = data["engines"][0], data["upgrade_fit"]["engines"][0]
+    assert then["vllm_version"] == "0.33.0" and now["vllm_version"] == "0.19.0"
+    assert then["budget_bytes_per_gpu"] > now["budget_bytes_per_gpu"] and then["kv_tokens"] > now["kv_tokens"]
+    assert any(c["kind"] == "changed_default" and c["key"] == "gpu_memory_utilization"
+               for c in data["vllm"][0]["upgrade"])

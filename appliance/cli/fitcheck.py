@@ -116,15 +116,27 @@ def cmd_check(args) -> int:
     report = fit_profile(profile, gpus, store=measured.open_store())
     checks = check_engines(profile, upgrade_to=args.vllm)
     refused = blocking(checks) if args.strict else []
+    upgraded = None
+    if args.vllm:  # the fit under that version's memory accounting and defaults
+        tag = f"vllm/vllm-openai:v{args.vllm.lstrip('v')}"
+        moved = profile.model_copy(update={"engines": [e.model_copy(update={"image": tag}) for e in profile.engines]})
+        upgraded = fit_profile(moved, gpus, store=measured.open_store())
     if args.json:
         out = report.to_dict()
         out["gpu_source"] = source
         out["vllm"] = [c.to_dict() for c in checks]
+        if upgraded is not None:
+            out["upgrade_fit"] = upgraded.to_dict()
         print(json.dumps(out, indent=2, default=str))
     else:
         _print_fit(report, profile, source)
         print()
         print_checks(checks, sys.stdout)
+        if upgraded is not None:
+            for now, then in zip(report.engines, upgraded.engines):
+                print(f"  fit under vLLM {args.vllm}: {then.engine}: {then.kv_tokens:,} tokens of KV "
+                      f"(now {now.kv_tokens:,}), {then.max_concurrency_at_max_len:.1f} requests at full context — "
+                      f"{then.verdict.split(':')[0]}")
         if refused:
             print(f"\n--strict: {len(refused)} advice item(s) would refuse to start")
     return 0 if report.fits and not refused else 1
