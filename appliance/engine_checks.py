@@ -28,8 +28,20 @@ class EngineChecks:
         return asdict(self)
 
 
-def check_engines(profile: Profile, *, upgrade_to: str | None = None) -> list[EngineChecks]:
-    card = cards.lookup(profile.card) if profile.card else None
+def check_engines(profile: Profile, *, upgrade_to: str | None = None, gpu_name: str | None = None) \
+        -> list[EngineChecks]:
+    """`gpu_name`: the card the check is judged against (--gpu, NVML), else the profile's `card`."""
+    from appliance.errors import ApplianceError
+
+    if upgrade_to is not None:
+        try:
+            vllm_versions.version_key(upgrade_to.lstrip("v"))
+        except ValueError:
+            raise ApplianceError(f"--vllm {upgrade_to}: not a vLLM version",
+                                 "give one like 0.33.0 (known: " + ", ".join(vllm_versions.known_versions()) + ")") \
+                from None
+        upgrade_to = upgrade_to.lstrip("v")
+    card = (cards.lookup(gpu_name) if gpu_name else None) or (cards.lookup(profile.card) if profile.card else None)
     out = []
     for e in profile.engines:
         r = vllm_versions.engine_version(e.image)
@@ -39,7 +51,10 @@ def check_engines(profile: Profile, *, upgrade_to: str | None = None) -> list[En
         item = EngineChecks(e.label, r.requested, r.version, r.warning,
                             advice_mod.advise(opts, r.version, card=card, arch=arch))
         if upgrade_to:
-            item.upgrade_to = vllm_versions.resolve(upgrade_to).version
+            target = vllm_versions.resolve(upgrade_to, source="--vllm")
+            item.upgrade_to = target.version
+            if target.warning:
+                item.warning = (item.warning + "; " if item.warning else "") + target.warning
             item.upgrade = vllm_versions.upgrade_report(opts, r.version, upgrade_to, card=card)
             item.upgrade_advice = advice_mod.advise(opts, upgrade_to, card=card, arch=arch)
         out.append(item)
@@ -61,8 +76,13 @@ def print_checks(checks: list[EngineChecks], out) -> None:
         for a in c.advice:
             print(f"  [{a.rule}] {a.severity}: {a.message}\n      fix: {a.fix}\n      (vLLM: {a.source})", file=out)
         if c.upgrade_to:
-            print(f"  upgrade to vLLM {c.upgrade_to}:" + ("" if c.upgrade else " nothing in this profile changes"),
-                  file=out)
+            gone = {a.rule for a in c.advice} - {a.rule for a in c.upgrade_advice}
+            word = "upgrade" if vllm_versions.version_key(c.upgrade_to) > vllm_versions.version_key(c.version) \
+                else "move"
+            print(f"  {word} to vLLM {c.upgrade_to}:" + ("" if c.upgrade or gone else
+                                                        " nothing in this profile changes"), file=out)
+            for rule in sorted(gone):
+                print(f"    advice [{rule}] no longer applies under {c.upgrade_to}", file=out)
             for ch in c.upgrade:
                 print(f"    {ch.kind}: {ch.message}\n      fix: {ch.fix}", file=out)
             for a in c.upgrade_advice:

@@ -95,9 +95,10 @@ class Bench:
     # -- endpoints --------------------------------------------------------------------------------
     def _target(self) -> tuple[str, str | None, str]:
         alias = self.engine.aliases[0] if self.engine.aliases else self.engine.served_names[0]
-        if self.s.target == "engine":
-            return f"http://127.0.0.1:{self.engine.port}/v1", None, alias
         from appliance import secrets
+
+        if self.s.target == "engine":  # engines take only their own key (agents never see it)
+            return f"http://127.0.0.1:{self.engine.port}/v1", secrets.engine_key(), alias
 
         proxy = self.stack.rig.state.load().proxy
         if not proxy:

@@ -114,7 +114,7 @@ def cmd_check(args) -> int:
     profile = load_profile(args.profile)
     gpus, source = _gpus_for(profile, args.gpu)
     report = fit_profile(profile, gpus, store=measured.open_store())
-    checks = check_engines(profile, upgrade_to=args.vllm)
+    checks = check_engines(profile, upgrade_to=args.vllm, gpu_name=gpus[0].name if gpus else None)
     refused = blocking(checks) if args.strict else []
     upgraded = None
     if args.vllm:  # the fit under that version's memory accounting and defaults

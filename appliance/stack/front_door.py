@@ -227,7 +227,8 @@ class FrontDoor:
                     try:
                         frontdoor.set_state(sock, b, "drain")
                     except StackError as exc:
-                        self.emit("warn", f"could not drain {a}: {exc.message}")
+                        if "No such" not in exc.message:  # an alias the new config already dropped: nothing to drain
+                            self.emit("warn", f"could not drain {a}: {exc.message}")
 
     def route(self, profile: Profile) -> None:
         """Point the front door at `profile`'s engines (they are healthy): new config, seamless reload, enable."""
@@ -280,7 +281,8 @@ class FrontDoor:
                     raise StackError(f"the proxy ({svc}) did not start" + (
                         f" (exit code {dead[0].exit_code})" if dead else f" within {timeout_s:.0f} s"),
                         "its last log lines: " + " | ".join(tail) if tail else "`appliance logs proxy`")
-                self.emit("wait", f"waiting for the proxy ({time.time() - t0:.0f} s)")
+                if int(time.time() - t0) % 5 == 0 and time.time() - t0 >= 1:  # a line every 5 s, not 2 a second
+                    self.emit("wait", f"waiting for the proxy ({time.time() - t0:.0f} s)")
                 time.sleep(0.5)
 
     def stop(self) -> None:

@@ -270,6 +270,12 @@ class Stack:
                  drain_s: float) -> StartResult:
         """Drain `old`, stop it, start `profile`; roll back to `old` (or the last good) when it fails."""
         name = old.name if old else "(nothing)"
+        dropped = sorted({a for e in (old.engines if old else ()) for a in e.aliases} -
+                         {a for e in profile.engines for a in e.aliases})
+        if dropped:
+            self.emit("warn", f"{profile.name} does not serve {', '.join(dropped)}: agents asking for "
+                              f"{'it' if len(dropped) == 1 else 'them'} get 404 from now on (or set a global "
+                              "fallback in settings.yaml)")
         self.front_door.ensure(profile)
         self.emit("info", f"switching {name} → {profile.name}; the proxy serves the aliases from their fallbacks "
                           "meanwhile (or holds requests that have none)")
