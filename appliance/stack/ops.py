@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from appliance import secrets
+from appliance import measured, secrets
 from appliance.diagnose import Diagnosis
 from appliance.errors import ApplianceError, StackError
 from appliance.netcheck import port_free
@@ -77,7 +77,7 @@ class Stack:
         count_used = self.rig.gpu_source.counts_used_memory and not ignore_own
         gpus = [GPU(r.index, r.name, r.memory_total_bytes or 0, (r.memory_used_bytes or 0) if count_used else 0)
                 for r in self.rig.gpus().read_all()]
-        report = fit_profile(profile, gpus, store=self._store())
+        report = fit_profile(profile, gpus, store=measured.open_store())
         self._fits[profile.name] = report
         for e in report.engines:
             self.emit("info" if e.fits else "warn", f"fit {e.engine}: {e.verdict}", fits=e.fits)
@@ -181,21 +181,15 @@ class Stack:
         self._record_measurements(profile)
         return result
 
-    @staticmethod
-    def _store():
-        from appliance import measured
-
-        return measured.open_store()
-
     def _record_measurements(self, profile: Profile) -> None:
         """What vLLM measured at this start (its log, `cache_config_info`), next to the prediction: the next
         `check` of the same model on this card shows both and learns the overhead. Never fails a start."""
-        from appliance import http, measured
+        from appliance import http
 
         report = self._fits.get(profile.name)
         if report is None:
             return
-        store = self._store()
+        store = measured.open_store()
         with http.client(timeout_s=2.0) as client:
             for e, ef in zip(profile.engines, report.engines):
                 try:
@@ -270,12 +264,10 @@ class Stack:
                  drain_s: float) -> StartResult:
         """Drain `old`, stop it, start `profile`; roll back to `old` (or the last good) when it fails."""
         name = old.name if old else "(nothing)"
-        dropped = sorted({a for e in (old.engines if old else ()) for a in e.aliases} -
-                         {a for e in profile.engines for a in e.aliases})
+        dropped = sorted({a for e in (old.engines if old else ()) for a in e.aliases} - set(profile.aliases()))
         if dropped:
-            self.emit("warn", f"{profile.name} does not serve {', '.join(dropped)}: agents asking for "
-                              f"{'it' if len(dropped) == 1 else 'them'} get 404 from now on (or set a global "
-                              "fallback in settings.yaml)")
+            self.emit("warn", f"{profile.name} does not serve {', '.join(dropped)}: agents asking for it get 404 "
+                              "from now on (or set a global fallback in settings.yaml)")
         self.front_door.ensure(profile)
         self.emit("info", f"switching {name} → {profile.name}; the proxy serves the aliases from their fallbacks "
                           "meanwhile (or holds requests that have none)")
@@ -305,7 +297,6 @@ class Stack:
               drain_s: float | None = None) -> StartResult:
         """Edits of the running profile, engine by engine with the same drain as a switch (appliance.stack.upkeep)."""
         from appliance.stack import upkeep
-
         return upkeep.apply(self, profile, timeout_s=timeout_s, stall_s=stall_s,
                             drain_s=self.drain_s if drain_s is None else drain_s)
 
