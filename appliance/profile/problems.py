@@ -86,7 +86,10 @@ def _pydantic_problems(exc: ValidationError, data) -> list[Problem]:
                     "bool_type": "true or false", "dict_type": "a mapping", "tuple_type": "a list",
                     "model_type": "a mapping", "int_from_float": "a whole number"}.get(etype, err["msg"].lower())
             out.append(Problem(path, f"`{field}: {value!r}` must be {want}", None))
-    # one problem per path is enough (unions report each member)
+    # one problem per path is enough (unions report each member); "must not be empty" is not shown next to the
+    # problem of an entry inside it (a list whose only entry is wrong is reported as that entry's problem)
+    inner = {p.path[:k] for p in out for k in range(1, len(p.path))}
+    out = [p for p in out if not (p.message.endswith("must not be empty") and p.path in inner)]
     seen, uniq = set(), []
     for p in out:
         if p.path not in seen:
