@@ -194,3 +194,10 @@ def test_the_image_tag_picks_the_vllm_that_validates(tmp_path):
     gone = edit("    max_model_len: 16384\n", "    max_model_len: 16384\n    image: vllm/vllm-openai:v0.33.0\n"
                 "    enable_auto_tool_choice: true\n    tool_call_parser: minimax\n")
     assert "0.33.0" in error_for(tmp_path, gone)
+
+
+def test_a_bad_engine_field_is_reported_alone(tmp_path):
+    """Found by a new-user trial: a wrong type inside the only engine also printed "`engines` must not be empty"
+    with the fix "add at least one entry"."""
+    msg = error_for(tmp_path, edit("max_model_len: 16384", "max_model_len: abc"))
+    assert "whole number" in msg and "must not be empty" not in msg and "add at least one entry" not in msg
