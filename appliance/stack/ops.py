@@ -264,7 +264,7 @@ class Stack:
                  drain_s: float) -> StartResult:
         """Drain `old`, stop it, start `profile`; roll back to `old` (or the last good) when it fails."""
         name = old.name if old else "(nothing)"
-        dropped = sorted({a for e in (old.engines if old else ()) for a in e.aliases} - set(profile.aliases()))
+        dropped = sorted({a for e in (old.engines if old else ()) for a in e.aliases} - set(profile.aliases))
         if dropped:
             self.emit("warn", f"{profile.name} does not serve {', '.join(dropped)}: agents asking for it get 404 "
                               "from now on (or set a global fallback in settings.yaml)")
