@@ -2,7 +2,7 @@
 simulated rig (stand-in engines as local processes, the real HAProxy + LiteLLM front door). Zero failed requests
 is the bar.
 
-    .venv/bin/python benchmarks/soak.py [--streams 64] [--seconds 600] [--switches 3]
+    .venv/bin/python benchmarks/soak.py [--streams 24] [--seconds 600] [--switches 3]
 
 Agents send short streaming chats (20–120 output tokens, think time 0–0.5 s) to the alias `local`; the profile is
 switched every seconds/(switches+1) round the shipped single-GPU profiles (copies on the soak's own ports: they
@@ -43,7 +43,7 @@ def soak(streams: int, seconds: float, switches: int, log=print, drain_s: int = 
     import switchutil
 
     names = switchutil.SINGLE_GPU
-    switchutil.write_shipped(tmp / "profiles", names)
+    switchutil.write_shipped(tmp / "profiles", names, timeouts=None)  # the shipped timeouts, as an owner has them
     saved = dict(os.environ)
     os.environ.update(rigutil.rig_env(tmp))
     stack = Stack(simulated_rig(runtime="process", cards=["4090"]), lambda e: log(f"  [{e.kind}] {e.message}")
@@ -105,7 +105,7 @@ def soak(streams: int, seconds: float, switches: int, log=print, drain_s: int = 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--streams", type=int, default=64)
+    ap.add_argument("--streams", type=int, default=24)  # the smallest shipped profile serves 8 at once
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--switches", type=int, default=3)
     args = ap.parse_args()

@@ -24,26 +24,31 @@ REPO = Path(__file__).resolve().parent.parent
 SINGLE_GPU = ["rtx4090-llama31-8b-chat", "rtx4090-qwen25-14b-agent", "rtx4060ti16-qwen25-7b"]
 
 
-def write_shipped(d: Path, names: list[str], local_only: dict[str, str] | None = None) -> None:
+TEST_TIMEOUTS = "{request_s: 120, stream_s: 30, first_token_s: 30, hold_s: 120}"
+
+
+def write_shipped(d: Path, names: list[str], local_only: dict[str, str] | None = None,
+                  timeouts: str | None = TEST_TIMEOUTS) -> None:
     """Copies of shipped profiles on the test's ports (everything else as shipped), plus `local_only`: name →
-    shipped profile to copy without its proxy section (no hosted model, no fallback)."""
+    shipped profile to copy without its proxy section (no hosted model, no fallback). `timeouts=None` keeps the
+    shipped (default) proxy timeouts."""
     d.mkdir(parents=True, exist_ok=True)
     for name in names:
-        _copy(d, name, name, keep_proxy=True)
+        _copy(d, name, name, keep_proxy=True, timeouts=timeouts)
     for name, source in (local_only or {}).items():
-        _copy(d, source, name, keep_proxy=False)
+        _copy(d, source, name, keep_proxy=False, timeouts=timeouts)
 
 
-def _copy(d: Path, source: str, name: str, keep_proxy: bool) -> None:
+def _copy(d: Path, source: str, name: str, keep_proxy: bool, timeouts: str | None) -> None:
     text = (REPO / "profiles" / f"{source}.yaml").read_text()
     text = re.sub(r"^name: .*$", f"name: {name}", text, flags=re.M)
     text = re.sub(r"^(\s+port:) 8000$", rf"\1 {rigutil.ENGINE_PORT}", text, flags=re.M)
     head, sep, proxy = text.partition("\nproxy:\n")
-    timeouts = "  timeouts: {request_s: 120, stream_s: 30, first_token_s: 30, hold_s: 120}\n"
+    lines = f"  timeouts: {timeouts}\n" if timeouts else ""
     if keep_proxy and sep:
-        text = head + sep + f"  port: {rigutil.PROXY_PORT}\n" + timeouts + proxy
+        text = head + sep + f"  port: {rigutil.PROXY_PORT}\n" + lines + proxy
     else:
-        text = head.rstrip("\n") + f"\nproxy:\n  port: {rigutil.PROXY_PORT}\n" + timeouts
+        text = head.rstrip("\n") + f"\nproxy:\n  port: {rigutil.PROXY_PORT}\n" + lines
     (d / f"{name}.yaml").write_text(text)
 
 
