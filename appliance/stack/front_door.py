@@ -204,7 +204,9 @@ class FrontDoor:
                 frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")  # the checked one
 
     def drain(self, profile: Profile | None) -> None:
-        """New requests for the profile's aliases go to their fallbacks; requests in flight finish."""
+        """New requests for the profile's aliases go to their fallbacks; requests in flight finish. An alias the
+        running config no longer has (the profile being started does not serve it) gets no new request anyway:
+        nothing to drain, nothing to warn about."""
         sock = self._sock()
         if sock is None or profile is None:
             return
@@ -213,6 +215,8 @@ class FrontDoor:
                 for b in (backend_name(a), backend_name(a) + "_full"):
                     try:
                         frontdoor.set_state(sock, b, "drain")
+                    except frontdoor.NoSuchServer:
+                        continue
                     except StackError as exc:
                         self.emit("warn", f"could not drain {a}: {exc.message}")
 
