@@ -81,6 +81,29 @@ def test_a_crashing_target_rolls_back_to_the_old_profile(pulled):
     assert (state.active.name, state.last_good.name, state.routed.name) == ("alpha", "alpha", "alpha")
 
 
+def test_a_rollback_puts_the_front_door_back_to_the_old_profile(pulled):
+    """crashy serves `chat` too: its LiteLLM config was swapped in before the drain; the rollback swaps alpha's back
+    (once alpha is healthy again) and routes alpha, so `chat` is not served any more."""
+    write_profile(pulled.profiles_dir, "crashy", engine_port=pulled.ports["crashy"], proxy_port=pulled.ports["proxy"],
+                  aliases=("local", "chat"))
+    assert pulled.stack.up(pulled.profile("alpha")).ok
+    mark = len(pulled.journal)
+    result = pulled.stack.switch(pulled.profile("crashy"))
+    assert not result.ok and result.rolled_back_to == "alpha" and not result.rollback_failed
+    j = _after(pulled, mark)
+    order = [("start", "appliance-proxy", "litellm-b"), ("stop", "appliance-proxy", "litellm"),
+             ("haproxy", DRAIN[0]), ("exit", "appliance-crashy", "main", 1), ("healthy", "appliance-alpha", "main"),
+             ("start", "appliance-proxy", "litellm"), ("stop", "appliance-proxy", "litellm-b")]
+    assert [j.index(e) for e in order] == sorted(j.index(e) for e in order), j
+    assert _last(j, ("haproxy", ENABLE[0])) > j.index(("start", "appliance-proxy", "litellm"))
+    assert ("start", "appliance-proxy", "frontdoor") not in j and ("compose", "down", "appliance-proxy") not in j
+    assert pulled.rig.state.load().proxy.litellm_port == pulled.ports["proxy"] + 1
+    assert [c.service for c in pulled.docker.running("appliance-proxy")] == ["frontdoor", "litellm"]
+    rendered = pulled.rig.rendered / "proxy"
+    assert "alias_chat" not in (rendered / "haproxy.cfg").read_text()
+    assert "model_name: chat" not in (rendered / "litellm.yaml").read_text()
+
+
 def test_a_rollback_that_fails_too_leaves_nothing_running_and_the_owner_limits(pulled):
     pulled.docker.plan("appliance-alpha", Script.healthy(), Script.crash())
     assert pulled.stack.up(pulled.profile("alpha")).ok
@@ -184,8 +207,9 @@ def test_a_switch_to_an_alias_on_another_port_keeps_the_front_door_running(pulle
     assert j.index(("start", "appliance-proxy", "litellm-b")) < j.index(("stop", "appliance-proxy", "litellm")) < \
         j.index(("compose", "down", "appliance-alpha"))
     cfg = (pulled.rig.rendered / "proxy" / "haproxy.cfg").read_text()
-    assert f"server local 127.0.0.1:{pulled.ports['gamma']} check" in cfg
     assert f"127.0.0.1:{pulled.ports['alpha']}" not in cfg
+    server = [ln for ln in cfg.splitlines() if f"server local 127.0.0.1:{pulled.ports['gamma']} check" in ln]
+    assert server and not server[0].endswith(" disabled")  # beta is routed: enabled in the file itself
 
 
 def test_a_failed_switch_away_from_a_deleted_profile_has_nowhere_to_go_back(pulled):
