@@ -123,7 +123,7 @@ class FrontDoor:
         elif not files["haproxy.cfg"].same_text():  # e.g. --lan: a seamless reload, then the engines enabled
             files["haproxy.cfg"].write()
             self.reload(Path(fd.socket_path))
-            self._enable_routed()
+            self._enable_routed(pl)
 
     def _start(self, profile: Profile | None, pl, fd: FrontDoorSettings) -> None:
         rt = self.rig.proxy_runtime
@@ -151,7 +151,7 @@ class FrontDoor:
         rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
         frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
-        self._enable_routed()  # a restarted front door starts with its engines disabled
+        self._enable_routed(pl)  # a restarted front door starts with its engines disabled
 
     def _swap_litellm(self, profile: Profile | None, old: FrontDoorSettings) -> None:
         """A new LiteLLM config: start a second LiteLLM with it on the other port, wait until it answers, point
@@ -178,14 +178,20 @@ class FrontDoor:
         files["haproxy.cfg"].write()
         self.reload(Path(fd.socket_path))
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, new_port, fd.socket_path))
-        self._enable_routed()
+        self._enable_routed(self.plan(profile))
         rt.stop_service(PROXY_PROJECT, old_name, timeout_s=120)  # finishes its streams, then exits
         render.Rendered(proxy_dir / "compose.yaml", render.dump(self._compose(fd, (new_port,)))).write()
 
-    def _enable_routed(self) -> None:
+    def _enable_routed(self, pl: ProxyPlan) -> None:
+        """Enable the routed profile's aliases that the config just written (plan `pl`) sends to its engines. An
+        alias the profile being started serves on another port points at that engine now (not started yet): it
+        stays disabled as the file has it, so requests take the fallback or wait, until `route`."""
         routed = self.routed()
-        if routed is not None:
-            self.enable(routed)
+        if routed is None:
+            return
+        engines = [SimpleNamespace(aliases=[a for a in e.aliases if pl.alias_port.get(a) == e.port])
+                   for e in routed.engines]
+        self.enable(SimpleNamespace(name=routed.name, engines=engines))
 
     # -- routing ---------------------------------------------------------------------------------------
     def enable(self, profile: Profile) -> None:

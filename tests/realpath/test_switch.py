@@ -206,6 +206,11 @@ def test_a_switch_to_an_alias_on_another_port_keeps_the_front_door_running(pulle
     assert ("compose", "down", "appliance-proxy") not in j and ("start", "appliance-proxy", "frontdoor") not in j
     assert j.index(("start", "appliance-proxy", "litellm-b")) < j.index(("stop", "appliance-proxy", "litellm")) < \
         j.index(("compose", "down", "appliance-alpha"))
+    # from the swap on, `local` points at beta's port, where nothing listens yet: it is not enabled (requests take
+    # the fallback) until beta is healthy and routed
+    before = j[j.index(("start", "appliance-proxy", "litellm-b")):j.index(("healthy", "appliance-beta", "main"))]
+    assert not [e for e in before if e[0] == "haproxy" and e[1] in ENABLE], before
+    assert ("haproxy", ENABLE[0]) in j[j.index(("healthy", "appliance-beta", "main")):]
     cfg = (pulled.rig.rendered / "proxy" / "haproxy.cfg").read_text()
     assert f"127.0.0.1:{pulled.ports['alpha']}" not in cfg
     server = [ln for ln in cfg.splitlines() if f"server local 127.0.0.1:{pulled.ports['gamma']} check" in ln]
