@@ -63,11 +63,15 @@ def wait_ready(sock: Path, timeout_s: float = 10.0, not_pid: int | None = None) 
     raise StackError("the front door (HAProxy) did not come up", "`appliance logs proxy`; is haproxy installed?")
 
 
+class NoSuchServer(StackError):
+    """The running HAProxy config has no such backend/server (a profile it does not serve now)."""
+
+
 def set_state(sock: Path, backend: str, state: str, server: str = "local") -> None:
     """state: ready | drain | maint"""
     out = admin(sock, f"set server {backend}/{server} state {state}").strip()
     if out and "No such" in out:
-        raise StackError(f"front door: {out}", "this is a bug: the config and the profile disagree")
+        raise NoSuchServer(f"front door: {out}", "this is a bug: the config and the profile disagree")
 
 
 def stats(sock: Path) -> list[dict]:

@@ -84,9 +84,8 @@ def test_sim_render_has_no_reservation_and_mounts_the_sim_dir(tmp_path):
 
 def test_files_say_they_are_generated(tmp_path):
     for f in all_rendered(tmp_path):
-        if f.path.suffix == ".lua":  # the hold action: code, not generated from a profile
-            continue
-        assert f.text.startswith("# ") and "Edit the profile, not this file" in f.text
+        comment = "-- " if f.path.suffix == ".lua" else "# "  # each file in its own language's comments
+        assert f.text.startswith(comment) and "Edit the profile, not this file" in f.text
         assert "profiles/" in f.text.splitlines()[1]
 
 
@@ -96,7 +95,8 @@ def test_litellm_config_shape():
     cfg = render_litellm_config(plan(load_profile("rtx3090x4-two-tier")))
     groups = {m["model_name"]: m for m in cfg["model_list"]}
     local = groups["local-fast"]
-    # LiteLLM reaches the engine through HAProxy's listener (proxy port + 3), whose health check decides
+    # LiteLLM reaches the engine through HAProxy's listener (proxy port + 3: + 1 and + 2 are the two LiteLLMs of a
+    # config swap), whose health check decides
     assert local["litellm_params"]["api_base"] == "http://127.0.0.1:4003/v1"
     assert local["litellm_params"]["model"] == "hosted_vllm/local-fast"
     assert local["model_info"]["id"] == "local:local-fast@8001"
@@ -201,18 +201,29 @@ def test_frontdoor_config_is_valid_haproxy(active, tmp_path):
         missing("HAProxy", "`make install` installs Debian's haproxy")
     fd = FrontDoorSettings(socket_path=str(tmp_path / "h.sock"))
     cfg = tmp_path / "haproxy.cfg"
+    from appliance.render.frontdoor import HOLD_LUA
     from appliance.render.plan import plan
 
     cfg.write_text(render_haproxy(plan(active), active, fd))
-    from appliance.render.frontdoor import HOLD_LUA
-
-    (tmp_path / "hold.lua").write_text(HOLD_LUA)  # `lua-load hold.lua` is relative to the working directory
+    (tmp_path / "hold.lua").write_text(HOLD_LUA)  # `lua-load hold.lua`: HAProxy runs in the proxy directory
     out = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True, cwd=tmp_path,
                          env={"LITELLM_MASTER_KEY": "sk-test", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stdout + out.stderr
     text = cfg.read_text()
     assert "sk-test" not in text and "${LITELLM_MASTER_KEY}" in text
+
+    def alias_servers(cfg: str) -> list[str]:  # the agents' way (LiteLLM's listeners only track them)
+        return [ln.strip() for ln in cfg.splitlines()
+                if ln.strip().startswith("server local ") and "on-marked-down" not in ln]
+
+    servers = alias_servers(text)
+    if active is None:  # a profile served but none routed yet: its servers start disabled (enabled when healthy)
+        unrouted = render_haproxy(plan(PROFILES[0]), None, fd)
+        assert alias_servers(unrouted) and all(ln.endswith(" disabled") for ln in alias_servers(unrouted))
     if active is not None:
         for e in active.engines:
             assert f"server local 127.0.0.1:{e.port} check" in text
+            # the routed profile's servers are enabled in the file: a restarted HAProxy serves them again
+            mine = [ln for ln in servers if ln.startswith(f"server local 127.0.0.1:{e.port} ")]
+            assert mine and not [ln for ln in mine if ln.endswith(" disabled")]
             assert f"fits_alias_{e.aliases[0].replace('-', '_')} var(txn.need) -m int le {e.max_model_len}" in text

@@ -53,11 +53,12 @@ def comment_text(text: str) -> str:
                    ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") else ch for ch in text)
 
 
-def header(sources: list[str], what: str) -> str:
+def header(sources: list[str], what: str, comment: str = "#") -> str:
+    """What the file is and where it came from, as comments of its language (`#`; `--` for Lua)."""
     src = comment_text(", ".join(display_path(s) for s in sources))
     what = comment_text(what)
-    return (f"# {what}\n# Generated from {src} by `appliance render`.\n"
-            "# Edit the profile, not this file: it is rewritten on every render, up and switch.\n")
+    return (f"{comment} {what}\n{comment} Generated from {src} by `appliance render`.\n"
+            f"{comment} Edit the profile, not this file: it is rewritten on every render, up and switch.\n")
 
 
 @dataclass
@@ -147,7 +148,9 @@ def render_proxy_files(profile, out_dir: Path, *, lan: bool | None = None,
         Rendered(out_dir / "proxy" / "litellm.yaml",
                  header(sources, f"LiteLLM proxy config for {serves}: one model group per alias, its fallbacks.") +
                  dump(config)),
-        Rendered(out_dir / "proxy" / "hold.lua", HOLD_LUA),
+        Rendered(out_dir / "proxy" / "hold.lua",
+                 header(sources, "HAProxy Lua: requests for an alias without a fallback wait for its engine.", "--")
+                 + HOLD_LUA),
         Rendered(out_dir / "proxy" / "haproxy.cfg",
                  header(sources, f"HAProxy front door ({routed}).") + render_haproxy(pl, active, fd)),
     ]

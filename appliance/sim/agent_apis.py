@@ -153,8 +153,11 @@ def chat_to_response(obj: dict, body: dict) -> dict:
 
 
 def anthropic_error(status: int, obj) -> dict:
-    msg = obj.get("error", {}).get("message") if isinstance(obj.get("error"), dict) else str(obj.get("error") or obj)
-    kind = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}.get(status, "api_error")
+    """Like vLLM 0.19's `translate_error_response`: the OpenAI error's own type and message in Anthropic's shape
+    (`NotFoundError`, `BadRequestError` …, not Anthropic's snake_case names; tests/real checks it)."""
+    err = obj.get("error") if isinstance(obj.get("error"), dict) else {}
+    msg = err.get("message") if err else str(obj.get("error") or obj)
+    kind = err.get("type") or {400: "BadRequestError", 404: "NotFoundError"}.get(status, "InternalServerError")
     return {"type": "error", "error": {"type": kind, "message": msg}}
 
 
@@ -165,8 +168,9 @@ def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: ".encode() + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _stream(handler, api: str, body: dict, req, tool_call, finish, words, split) -> None:
-    """Send the answer as the API's event stream, token by token at the engine's pace."""
+def _stream(handler, api: str, body: dict, req, tool_call, finish, words, split) -> str:
+    """Send the answer as the API's event stream, token by token at the engine's pace. Returns the finished
+    reason the engine counts (`vllm:request_success{finished_reason}`), like the chat stream does."""
     model = handler.engine.cfg.name
     handler.send_response(200)
     handler.send_header("content-type", "text/event-stream; charset=utf-8")
@@ -259,6 +263,7 @@ def _stream(handler, api: str, body: dict, req, tool_call, finish, words, split)
                    {"response": final})
     send(tail)
     handler.wfile.write(b"0\r\n\r\n")
+    return "stop" if finish in ("stop", "tool_calls") else "length"
 
 
 # ------------------------------------------------------------------------------------------------ the hook
@@ -283,7 +288,7 @@ def serve(handler, api: str) -> None:
         model = body.get("model")
         if model and model not in handler.engine.cfg.served_names:
             return handler._json(404, anthropic_error(404, {"error": {"message": f"The model `{model}` does not "
-                                                                                 "exist."}}))
+                                                                                 "exist.", "type": "NotFoundError"}}))
         return handler._json(200, {"input_tokens": chat_prompt_tokens(chat["messages"])})
     plain_json = handler._json
 
@@ -292,8 +297,8 @@ def serve(handler, api: str) -> None:
             return plain_json(status, anthropic_error(status, obj) if api == "messages" else obj)
         return plain_json(200, chat_to_message(obj) if api == "messages" else chat_to_response(obj, body))
 
-    def stream(req, rid, created, is_chat, tool_call, finish, include_usage) -> None:
-        _stream(handler, api, body, req, tool_call, finish, WORDS, split_text)
+    def stream(req, rid, created, is_chat, tool_call, finish, include_usage) -> str:
+        return _stream(handler, api, body, req, tool_call, finish, WORDS, split_text)
 
     handler._body = lambda: json.dumps(chat).encode()
     handler._json = reshape

@@ -159,7 +159,7 @@ class CompletionsMixin:
             wait = (1.0 - credit) / rate if rate > 0 else 0.05
             time.sleep(min(max(wait, 0.0005), 0.05))
 
-    def _stream(self, req, rid, created, chat, tool_call, finish, include_usage) -> None:
+    def _stream(self, req, rid, created, chat, tool_call, finish, include_usage) -> str:
         eng = self.engine
         cfg = eng.cfg
         self.send_response(200)

@@ -125,7 +125,7 @@ class FrontDoor:
             files["haproxy.cfg"].write()
             self.reload(Path(fd.socket_path))
             self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
-            self._enable_routed()
+            self._enable_routed(pl)
 
     def rotate(self) -> bool:
         """New keys take effect without a restart: a new LiteLLM (it reads its keys at start) is swapped in and
@@ -164,7 +164,7 @@ class FrontDoor:
         rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
         frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
-        self._enable_routed()  # a restarted front door starts with its engines disabled
+        self._enable_routed(pl)  # a restarted front door starts with its engines disabled
 
     def _swap_litellm(self, profile: Profile | None, old: FrontDoorSettings) -> None:
         """A new LiteLLM config: start a second LiteLLM with it on the other port, wait until it answers, point
@@ -191,14 +191,20 @@ class FrontDoor:
         files["haproxy.cfg"].write()
         self.reload(Path(fd.socket_path))
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, new_port, fd.socket_path))
-        self._enable_routed()
+        self._enable_routed(self.plan(profile))
         rt.stop_service(PROXY_PROJECT, old_name, timeout_s=120)  # finishes its streams, then exits
         render.Rendered(proxy_dir / "compose.yaml", render.dump(self._compose(fd, (new_port,)))).write()
 
-    def _enable_routed(self) -> None:
+    def _enable_routed(self, pl: ProxyPlan) -> None:
+        """Enable the routed profile's aliases that the config just written (plan `pl`) sends to its engines. An
+        alias the profile being started serves on another port points at that engine now (not started yet): it
+        stays disabled as the file has it, so requests take the fallback or wait, until `route`."""
         routed = self.routed()
-        if routed is not None:
-            self.enable(routed)
+        if routed is None:
+            return
+        engines = [SimpleNamespace(aliases=[a for a in e.aliases if pl.alias_port.get(a) == e.port])
+                   for e in routed.engines]
+        self.enable(SimpleNamespace(name=routed.name, engines=engines))
 
     # -- routing ---------------------------------------------------------------------------------------
     def enable(self, profile: Profile) -> None:
@@ -217,7 +223,9 @@ class FrontDoor:
                 frontdoor.admin(sock, f"set server {backend_name(a)}/local health up")  # the checked one
 
     def drain(self, profile: Profile | None) -> None:
-        """New requests for the profile's aliases go to their fallbacks; requests in flight finish."""
+        """New requests for the profile's aliases go to their fallbacks; requests in flight finish. An alias the
+        running config no longer has (the profile being started does not serve it) gets no new request anyway:
+        nothing to drain, nothing to warn about."""
         sock = self._sock()
         if sock is None or profile is None:
             return
@@ -226,6 +234,8 @@ class FrontDoor:
                 for b in (backend_name(a), backend_name(a) + "_full"):
                     try:
                         frontdoor.set_state(sock, b, "drain")
+                    except frontdoor.NoSuchServer:
+                        continue
                     except StackError as exc:
                         if "No such" not in exc.message:  # an alias the new config already dropped: nothing to drain
                             self.emit("warn", f"could not drain {a}: {exc.message}")

@@ -135,7 +135,9 @@ class ApplianceApp(App):
         if not self.screen_stack:  # a sample that finishes while the app is closing has no screen to show
             return
         screen = self.screen
-        if hasattr(screen, "refresh_view"):
+        # a sample can finish between a screen's push and its mount (a loaded machine): its widgets are not
+        # there yet, and its on_mount shows the latest sample anyway
+        if hasattr(screen, "refresh_view") and screen.is_mounted:
             screen.refresh_view()
 
     # -- navigation --------------------------------------------------------------------------------------

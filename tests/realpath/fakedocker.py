@@ -107,6 +107,7 @@ class FakeContainer:
     journal: list
     script: Script | None = None  # None: a proxy service (runs, no startup to play)
     port: int | None = None
+    config: dict = field(default_factory=dict)  # its service in the compose file (an unchanged one is kept)
     status: str = "running"
     exit_code: int = 0
     restarts: int = 0
@@ -170,6 +171,7 @@ class FakeContainer:
 
     def stop(self, timeout=10):
         self.status = "exited"
+        self.journal.append(("stop", self.project, self.service))
 
     def _read_cfg(self) -> None:
         cfg = self.workdir / "haproxy.cfg"
@@ -242,9 +244,13 @@ class FakeDocker:
             for svc in data["services"].values():
                 if svc["image"] not in self.images:
                     return 1, "", f"Error response from daemon: No such image: {svc['image']}\n"
-            self.containers = [c for c in self.containers if c.project != project]
+            # like `up -d --remove-orphans`: a running container whose service is unchanged keeps running (a
+            # second LiteLLM started beside the first must not restart HAProxy); the others are (re)created
+            keep = [c for c in self.running(project) if data["services"].get(c.service) == c.config]
+            self.containers = [c for c in self.containers if c.project != project or c in keep]
             for name, svc in data["services"].items():
-                self.containers.append(self._create(project, name, svc, file.parent))
+                if not [c for c in keep if c.service == name]:
+                    self.containers.append(self._create(project, name, svc, file.parent))
             return 0, "", ""
         if cmd == "down":
             if project in self.fail_down:
@@ -262,7 +268,7 @@ class FakeDocker:
             queue = self.scripts.get(f"{project}/{name}") or self.scripts.get(project) or []
             script = queue.pop(0) if queue else self.defaults.get(project, Script.healthy)()
         self.journal.append(("start", project, name))
-        return FakeContainer(project, name, svc["image"], workdir, self.journal, script, port)
+        return FakeContainer(project, name, svc["image"], workdir, self.journal, script, port, config=svc)
 
 
 class _Images:

@@ -128,11 +128,15 @@ def test_a_broken_profile_next_to_the_good_ones_does_not_touch_the_proxy(pulled)
 
 
 def test_the_stack_reaches_docker_only_through_the_runtime(pulled):
-    """The proxy helpers the CLI calls, over a fresh Stack on the same rig dir (another process)."""
+    """The proxy helpers the CLI calls, over a fresh Stack on the same rig dir (another process). With no profile
+    running the front door stays on the port it was recorded on (where the agents know it)."""
+    assert pulled.stack.up(pulled.profile("alpha")).ok
+    pulled.stack.down()
     again = Stack(pulled.rig)
     again.ensure_proxy(None)
     again.wait_proxy(timeout_s=5)
     assert pulled.rig.runtime.projects() == ["appliance-proxy"]
+    assert pulled.rig.state.load().proxy.port == pulled.ports["proxy"]
     again.stop_proxy()
     assert pulled.rig.runtime.projects() == []
     with pytest.raises(ApplianceError):

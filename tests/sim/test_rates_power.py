@@ -88,14 +88,12 @@ def test_power_limit_changes_rate_and_draw(start_engine, rig):
     stop = threading.Event()
     threads = _streams(ep, 4, 2000, stop)
     try:
-        time.sleep(0.4)
-        full = rig.info(0)
-        assert full.power_w == pytest.approx(350, abs=0.5) and full.throttle_reasons & 0x4
+        full = _until(lambda: rig.info(0), lambda i: i.power_w == pytest.approx(350, abs=0.5)
+                      and i.throttle_reasons & 0x4, "the GPU at its 350 W limit, power-capped")
         fast = _window_rate(ep)
         rig.set_power_limit(0, 150)
-        time.sleep(0.3)
-        capped = rig.info(0)
-        assert capped.power_w == pytest.approx(150, abs=0.5) and capped.sm_clock_mhz < full.sm_clock_mhz
+        _until(lambda: rig.info(0), lambda i: i.power_w == pytest.approx(150, abs=0.5)
+               and i.sm_clock_mhz < full.sm_clock_mhz, "the GPU at the new 150 W limit, clocks down")
         slow = _window_rate(ep)
     finally:
         stop.set()
@@ -106,6 +104,18 @@ def test_power_limit_changes_rate_and_draw(start_engine, rig):
     with pytest.raises(ValueError, match="Invalid Argument"):
         rig.set_power_limit(0, 400)
     assert rig.get_power_limit(0) == 150
+
+
+def _until(read, ok, what: str, timeout_s: float = 10.0):
+    """Poll `read()` until `ok(value)`: the streams start (and the GPU follows a new limit) when the loaded
+    machine gets to it, not after a fixed sleep. Returns the value that passed; fails naming `what` and the last."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = read()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"never saw {what}: last {value}"
+        time.sleep(0.02)
 
 
 def _window_rate(ep, window=0.8) -> float:

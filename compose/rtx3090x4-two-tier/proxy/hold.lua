@@ -1,3 +1,6 @@
+-- HAProxy Lua: requests for an alias without a fallback wait for its engine.
+-- Generated from profiles/rtx3090x4-two-tier.yaml by `appliance render`.
+-- Edit the profile, not this file: it is rewritten on every render, up and switch.
 -- appliance_hold(ms): while the `local` server of this backend is not UP (its engine stopped for a switch, loading,
 -- restarting) sleep in 250 ms steps, up to ms; then let HAProxy route the request as usual (to the engine, or 503
 -- if it never came). A backend with a fallback server does not use it: the fallback serves meanwhile.
