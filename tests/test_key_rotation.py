@@ -11,7 +11,6 @@ import subprocess
 import time
 
 import httpx
-import pytest
 
 from appliance import secrets
 from appliance.profile import load_profile

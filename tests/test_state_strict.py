@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.stack.state import ProxyRecord, RigState, StateError, StateStore
+from appliance.stack.state import ProxyRecord, StateError, StateStore
 
 GOOD = {"active": "alpha", "active_file": None, "last_good": "alpha", "last_good_file": None, "lan": False,
         "power_saved": {"0": 350.0}, "previous": None, "proxy": {"host": "127.0.0.1", "litellm_port": 4001,

@@ -258,12 +258,14 @@ class Stack:
         old = self.active_profile()
         with self.rig.lock():
             self._preflight(profile, force, switching=old)
-            return self._replace(old, profile, timeout_s, stall_s, drain_s)
+            return self._replace(old, profile, timeout_s, stall_s, drain_s, old_name=active.name)
 
     def _replace(self, old: Profile | None, profile: Profile, timeout_s: float, stall_s: float,
-                 drain_s: float) -> StartResult:
-        """Drain `old`, stop it, start `profile`; roll back to `old` (or the last good) when it fails."""
-        name = old.name if old else "(nothing)"
+                 drain_s: float, old_name: str | None = None) -> StartResult:
+        """Drain `old`, stop it, start `profile`; roll back to `old` (or the last good) when it fails. `old_name`:
+        the running project, stopped even when its profile file no longer loads (`old` is None then)."""
+        old_name = old.name if old else old_name
+        name = old_name or "(nothing)"
         dropped = sorted({a for e in (old.engines if old else ()) for a in e.aliases} - set(profile.aliases))
         if dropped:
             self.emit("warn", f"{profile.name} does not serve {', '.join(dropped)}: agents asking for it get 404 "
@@ -276,9 +278,9 @@ class Stack:
         # the old engine serves its streams to the end at the speed it had.
         self.power.probe(profile)
         self.front_door.drain(old)
-        if old is not None:
-            self._stop(old.name, timeout_s=int(drain_s) + 15)
-        state = self.rig.state.update(active=ProfileRef.of(profile), previous=old.name if old else None,
+        if old_name is not None:
+            self._stop(old_name, timeout_s=int(drain_s) + 15)
+        state = self.rig.state.update(active=ProfileRef.of(profile), previous=old_name,
                                       starting=profile.name)
         result = self._power_then_start(profile, timeout_s, stall_s)
         self.rig.state.update(starting=None)

@@ -100,12 +100,17 @@ def test_logs_of_engines_and_proxy_with_secrets_redacted(pulled):
     assert e.value.message == "no engine `nope` in alpha" and "proxy, frontdoor" in e.value.hint
 
 
-def test_a_state_written_by_a_crash_or_by_hand_reads_as_empty(pulled):
+def test_a_damaged_state_is_a_loud_error_never_a_silent_reset(pulled):
+    from appliance.stack.state import StateError
+
     path = pulled.rig.state.path
-    path.write_text("{not json")
-    assert pulled.rig.state.load() == RigState()
-    path.write_text("[1, 2]")
-    assert pulled.rig.state.load() == RigState()
+    for text in ("{not json", "[1, 2]"):
+        path.write_text(text)
+        with pytest.raises(StateError, match="appliance doctor"):
+            pulled.rig.state.load()
+        assert path.read_text() == text  # nothing was changed
+    path.unlink()
+    assert pulled.rig.state.load() == RigState()  # no file yet: a fresh rig
     with pulled.rig.state.edit() as changes:
         changes["lan"] = True
     assert pulled.rig.state.load().lan is True
