@@ -150,7 +150,8 @@ def test_every_rendered_compose_file_passes_docker_compose_config(compose_cmd, t
     settings = simulated_rig(runtime="docker", root=tmp_path / "sim").render_base if sim else RenderSettings()
     files = [f for f in all_rendered(tmp_path, settings) if f.path.name == "compose.yaml"]
     assert len(files) == 2 * len(PROFILES)  # an engine project and a proxy project per profile
-    (tmp_path / "secrets.env").write_text("LITELLM_MASTER_KEY=sk-test\n")  # the proxy requires its env file
+    for suffix in ("", ".engine", ".frontdoor", ".litellm"):  # the proxy requires its roles' env files
+        (tmp_path / f"secrets.env{suffix}").write_text("LITELLM_MASTER_KEY=sk-test\n")
     for f in files:
         f.write()
         out = _compose_config(compose_cmd, f.path, {"APPLIANCE_SIM_DIR": str(tmp_path / "sim"),
