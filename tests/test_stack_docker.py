@@ -36,7 +36,7 @@ def test_docker_up_switch_rollback_down(tmp_path, monkeypatch, docker_env, compo
         argv, env = compose_cmd
         import subprocess
 
-        env = dict(env, **rig.compose_env())
+        env = dict(env, APPLIANCE_SECRETS_FILE=rig.runtime.env["APPLIANCE_SECRETS_FILE"])
         cfg = json.loads(subprocess.run(argv + ["-f", str(rendered), "config", "--format", "json"], env=env,
                                         capture_output=True, text=True, check=True).stdout)
         testbed.assert_host_network_only(cfg)
