@@ -216,7 +216,7 @@ class FrontDoor:
         for e in profile.engines:
             for a in e.aliases:
                 try:
-                    for b in (backend_name(a), backend_name(a) + "_full"):  # streams / whole responses
+                    for b in (backend_name(a), backend_name(a) + "_full", "engine_" + backend_name(a)):
                         frontdoor.set_state(sock, b, "ready")
                 except StackError:  # not in the config now
                     continue
@@ -231,7 +231,9 @@ class FrontDoor:
             return
         for e in profile.engines:
             for a in e.aliases:
-                for b in (backend_name(a), backend_name(a) + "_full"):
+                # streams, whole responses, and LiteLLM's way to the engine (its fallback path must not send new
+                # requests to an engine that is about to stop either)
+                for b in (backend_name(a), backend_name(a) + "_full", "engine_" + backend_name(a)):
                     try:
                         frontdoor.set_state(sock, b, "drain")
                     except frontdoor.NoSuchServer:

@@ -10,9 +10,10 @@ import pytest
 from .conftest import write_profile
 from .fakedocker import Script
 
-DRAIN = ["set server alias_local/local state drain", "set server alias_local_full/local state drain"]
+DRAIN = ["set server alias_local/local state drain", "set server alias_local_full/local state drain",
+         "set server engine_alias_local/local state drain"]
 ENABLE = ["set server alias_local/local state ready", "set server alias_local_full/local state ready",
-          "set server alias_local/local health up"]
+          "set server engine_alias_local/local state ready", "set server alias_local/local health up"]
 
 
 def _after(real, mark: int) -> list:

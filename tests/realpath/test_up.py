@@ -59,8 +59,8 @@ def test_up_on_a_fresh_rig_pulls_checks_powers_follows_and_routes(real):
 
     # the front door: enabled for the profile's alias after /health said 200, with HAProxy's own commands
     enable = ["set server alias_local/local state ready", "set server alias_local_full/local state ready",
-              "set server alias_local/local health up"]
-    assert real.haproxy.commands[-3:] == enable
+              "set server engine_alias_local/local state ready", "set server alias_local/local health up"]
+    assert real.haproxy.commands[-4:] == enable
     assert real.index(("healthy", "appliance-alpha", "main")) < real.index(("haproxy", enable[0]))
     assert ("kill", "appliance-proxy", "frontdoor", "SIGUSR2") in real.journal  # routed: new config, reload
 
