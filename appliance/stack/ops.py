@@ -133,9 +133,9 @@ class Stack:
         self.front_door.stop()
 
     # -- engines ------------------------------------------------------------------------------------
-    def _start(self, profile: Profile, timeout_s: float, stall_s: float) -> StartResult:
-        """Start the profile's engines and follow them until healthy. A runtime error on the way (docker
-        refusing, an image that cannot be pulled) is a failed start like a crash, so callers roll back."""
+    def _start(self, profile: Profile, timeout_s: float, stall_s: float, follow=None) -> StartResult:
+        """Start the profile's engines, follow them (or those of `follow`) until healthy. A runtime error on the way
+        (docker refusing, an image that cannot be pulled) is a failed start like a crash, so callers roll back."""
         t0 = time.time()
         try:
             from appliance import render
@@ -147,12 +147,13 @@ class Stack:
             compose = render_engine_project(profile, settings)
             compose_file = self.rig.rendered / profile.name / "compose.yaml"
             self.rig.runtime.prepare(compose_file, compose, self.emit)
-            self.emit("info", f"starting {profile.name} ({', '.join(e.label for e in profile.engines)})")
+            engines = (follow or profile).engines
+            self.emit("info", f"starting {profile.name} ({', '.join(e.label for e in engines)})")
             self.rig.runtime.up(self.project(profile.name), compose_file, compose)
         except ApplianceError as exc:
             diag = Diagnosis(exc.message, exc.hint or "see the message above", (), "runtime")
             return StartResult(profile.name, False, {}, diag, None, "could not start")
-        result = follow_start(self.rig.runtime, self.project(profile.name), profile, self.emit, t0=t0,
+        result = follow_start(self.rig.runtime, self.project(profile.name), follow or profile, self.emit, t0=t0,
                               timeout_s=timeout_s, stall_s=stall_s)
         if result.ok:
             self.emit("done", f"{profile.name} is ready after {time.time() - t0:.1f} s", timelines=result.timelines)

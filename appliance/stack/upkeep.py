@@ -123,25 +123,8 @@ def _stop_one(stack, project: str, service: str, drain_s: float) -> None:
 
 
 def _start_one(stack, profile: Profile, one, timeout_s: float, stall_s: float) -> StartResult:
-    from appliance import render
-    from appliance.render.compose import render_engine_project
-
-    t0 = time.time()
-    try:
-        settings = stack.rig.render_settings(drain_s=stack.drain_s)
-        for f in render.render_engine_files(profile, stack.rig.rendered, settings):
-            f.write()
-        compose = render_engine_project(profile, settings)
-        compose_file = stack.rig.rendered / profile.name / "compose.yaml"
-        stack.rig.runtime.prepare(compose_file, compose, stack.emit)
-        stack.rig.runtime.up(stack.project(profile.name), compose_file, compose)
-    except ApplianceError as exc:
-        from appliance.diagnose import Diagnosis
-
-        return StartResult(profile.name, False, {}, Diagnosis(exc.message, exc.hint or "", (), "runtime"), None,
-                           "could not start")
-    return follow_start(stack.rig.runtime, stack.project(profile.name), one, stack.emit, t0=t0,
-                        timeout_s=timeout_s, stall_s=stall_s)
+    """Render and `up` the whole project (the runtime leaves unchanged, running services alone), follow `one`."""
+    return stack._start(profile, timeout_s, stall_s, follow=one)
 
 
 def restore(stack, *, timeout_s: float, stall_s: float) -> list[str]:
