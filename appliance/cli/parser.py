@@ -15,6 +15,7 @@ from appliance.cli.upkeep import cmd_apply, cmd_restore, cmd_service
 
 EPILOG = """\
 quick start:
+  appliance                           the dashboard of this machine's rig (`appliance --sim`: the simulated one)
   appliance demo                      the whole thing on a simulated rig (no GPU needed)
   appliance profiles                  list profiles with their fit verdict
   appliance check PROFILE --gpu 4090  will it fit? weights, KV cache, concurrency, fixes
@@ -33,6 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "front door for agents (HAProxy to the engines, LiteLLM for hosted fallbacks), live telemetry and "
                     "power-limit benchmarks.")
     parser.add_argument("--version", action="version", version=f"appliance {__version__}")
+    # `appliance --sim` opens the dashboard of the simulated rig (the bare `appliance` is the dashboard); before a
+    # COMMAND these apply to it as if given after it (other dests: a subcommand's default would overwrite them)
+    parser.add_argument("--sim", dest="top_sim", action="store_true", default=None,
+                        help="the simulated rig (no GPU needed): `appliance --sim` opens its dashboard")
+    parser.add_argument("--real", dest="top_sim", action="store_false", help="this machine's GPUs (the default)")
+    parser.add_argument("--runtime", dest="top_runtime", choices=("docker", "process"), default=None,
+                        help="engines under docker (default) or as local processes")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("check", help="will a profile fit the GPUs? (VRAM, KV cache, concurrency, fixes)",
