@@ -130,6 +130,7 @@ class Sampler:
         self.timeout = probe_timeout_s
         self.proxy_every_s = proxy_every_s  # LiteLLM's metrics page is large: the TUI reads it every few seconds
         self._proxy_last: tuple[float, ProxySnap | None] = (0.0, None)
+        self._hosts: tuple[float, int | None, set[str]] = (0.0, None, set())  # when, port, where it listens
         self._prev: dict[str, metrics.Scrape] = {}
         self._client = http_client
         self.history: dict[str, metrics.History] = {}
@@ -240,7 +241,12 @@ class Sampler:
         probe = http.get(self._http(), f"{url}/health/liveliness")
         from appliance.listening import listening_hosts, reachable_from_lan
 
-        hosts = listening_hosts(state.port)
+        # the kernel's socket table costs ~10 ms of CPU to read (more with many connections): read it with the
+        # proxy metrics (every proxy_every_s, or when the port changed), not on every 1 Hz sample
+        hosts_t, hosts_port, hosts = self._hosts
+        if hosts_port != state.port or time.time() - hosts_t >= self.proxy_every_s:
+            hosts = listening_hosts(state.port)
+            self._hosts = (time.time(), state.port, hosts)
         snap = ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
                                                                       "no answer"), healthy=probe.ok,
                          listen=tuple(sorted(hosts)), lan=reachable_from_lan(hosts))

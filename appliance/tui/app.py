@@ -44,16 +44,19 @@ class ApplianceApp(App):
     TITLE = "appliance"
     MODES = {"dashboard": DashboardScreen, "profiles": ProfilesScreen, "logs": LogsScreen, "bench": BenchScreen}
     DEFAULT_MODE = "dashboard"
+    # Help and Quit first: they stay visible on every screen at 80 columns; a screen's own key is not shown on it
+    # (check_action); the footer is compact and drops the palette hint below 120 columns (app.tcss)
     BINDINGS = [
-        Binding("d", "mode('dashboard')", "Dashboard"),
-        Binding("p", "mode('profiles')", "Profiles"),
-        Binding("l", "mode('logs')", "Logs"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
-        Binding("b", "mode('bench')", "Bench"),  # after Help and Quit: those stay visible at 80 columns
+        Binding("d", "mode('dashboard')", "Dash"),
+        Binding("p", "mode('profiles')", "Profiles"),
+        Binding("l", "mode('logs')", "Logs"),
+        Binding("b", "mode('bench')", "Bench"),
         Binding("t", "timeline", "Last switch", show=False),
         Binding("D", "demo", "Demo", show=False),
     ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-cols-lt120"), (120, "-cols-ge120")]
 
     def __init__(self, backend: Backend, *, demo: bool = False, clock: Callable[[], float] = time.time,
                  interval_s: float | None = 1.0):
@@ -146,6 +149,15 @@ class ApplianceApp(App):
                                                                           LogsScreen, BenchScreen)):
             self.pop_screen()
         self.switch_mode(mode)
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Hide the key of the screen the user is on (`p Profiles` on the profiles list); on a screen pushed over
+        it (the editor) the key leads back, so it shows."""
+        if action == "mode" and parameters and self.screen_stack:
+            screen_type = self.MODES.get(str(parameters[0]))
+            if screen_type is not None and type(self.screen) is screen_type:
+                return False
+        return True
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -292,6 +304,7 @@ def run_app(stack, demo: bool = False) -> None:
     """Run the TUI on a Stack (the CLI's entry point). When nothing runs and the user picks the demo, the demo
     runs next (a simulated rig in its own state dir), then stops."""
     backend = StackBackend(stack)
+    backend.prefetch()
     result = ApplianceApp(backend, demo=demo).run()
     if result == DEMO:
         _run_demo()
@@ -320,7 +333,9 @@ def _run_demo() -> None:
         port = stack.rig.state.load().proxy.port
         traffic = BackgroundTraffic(f"http://127.0.0.1:{port}/v1", secrets.master_key(),
                                     profile.engines[0].aliases[0], concurrency=3).start()
-        ApplianceApp(StackBackend(stack), demo=True).run()
+        backend = StackBackend(stack)
+        backend.prefetch()
+        ApplianceApp(backend, demo=True).run()
     finally:
         if traffic:
             traffic.stop()

@@ -88,6 +88,25 @@ class StackBackend:
     def __init__(self, stack, sampler=None):
         self.stack = stack
         self.sampler = sampler or tui_sampler(stack)
+        self._first = None  # the first sample, taken while the app starts (prefetch)
+
+    def prefetch(self) -> None:
+        """Take the first sample in a thread now, while the app imports its screens, parses its CSS and draws the
+        first frame: most of a sample is waiting on HTTP, so the first paint with data comes that much sooner.
+        The app's first `sample()` returns it."""
+        import threading
+
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                box["snap"] = self.sampler.sample()
+            except BaseException as exc:  # noqa: BLE001 - handed to the app's first sample(), which raises it
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name="first-sample", daemon=True)
+        thread.start()
+        self._first = (thread, box)
 
     # -- reading -----------------------------------------------------------------------------------
     def info(self) -> RigInfo:
@@ -112,6 +131,13 @@ class StackBackend:
                        running)
 
     def sample(self):
+        first, self._first = self._first, None
+        if first is not None:  # samples never overlap: wait for the prefetched one and return it
+            thread, box = first
+            thread.join()
+            if "error" in box:
+                raise box["error"]
+            return box["snap"]
         return self.sampler.sample()
 
     def history(self, key: str) -> list[float]:

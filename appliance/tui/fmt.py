@@ -81,12 +81,18 @@ def count(v: float | None) -> str:
 
 
 def spark(values: Sequence[float], width: int, lo: float | None = 0.0, hi: float | None = None) -> str:
-    """The last `width` values as block characters (left-padded with spaces), scaled to [lo, hi]."""
+    """The last `width` values as block characters (left-padded with spaces), scaled to [lo, hi].
+
+    Give `hi` when the quantity has a ceiling (power: the limit), so the height means something. Without it the
+    series is scaled to its own maximum — except a flat series (within 2 % of its maximum), which is drawn as a
+    mid-height line: a steady value at full height reads as "maxed out"."""
     vals = list(values)[-width:]
     if not vals:
         return " " * width
+    if hi is None and max(vals) - min(vals) <= 0.02 * abs(max(vals)):
+        return " " * (width - len(vals)) + (BARS[len(BARS) // 2 - 1] if max(vals) else BARS[0]) * len(vals)
     low = min(vals) if lo is None else lo
-    high = max(vals) if hi is None else hi
+    high = max(vals) if hi is None else max(hi, low)
     span = (high - low) or 1.0
     out = []
     for v in vals:

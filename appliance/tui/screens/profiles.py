@@ -128,8 +128,8 @@ class ProfilesScreen(Screen):
         Binding("n", "new", "New"),
         Binding("c", "duplicate", "Copy"),
         Binding("x,delete", "delete", "Delete"),
-        Binding("t", "app.timeline", "Last switch"),
-        Binding("r", "reload", "Reload"),
+        Binding("t", "app.timeline", "Last switch", show=False),  # in the help; the footer fits 80 columns
+        Binding("r", "reload", "Reload", show=False),
     ]
 
     def __init__(self, **kw) -> None:

@@ -20,6 +20,14 @@ def rig_power_history(snap, history: dict[str, list[float]]) -> list[float]:
     return [sum(s[-n + k] for s in series) for k in range(n)]
 
 
+def rig_power_ceiling(snap) -> float | None:
+    """What the profile's GPUs may draw together (their power limits; the card's maximum where none is read):
+    the power sparkline's top, so a steady draw below the limit is not drawn at full height."""
+    used = {i for e in snap.engines for i in e.gpus} or {g.index for g in snap.gpus}
+    caps = [g.power_limit_w or g.power_max_w for g in snap.gpus if g.index in used]
+    return sum(caps) if caps and all(caps) else None
+
+
 class Headline(Static):
     _lines = 0
 
@@ -51,7 +59,7 @@ class Headline(Static):
         t.append("generation ", style="bright_black")
         t.append(fmt.spark(history.get(Series.RIG_GEN_TPS, []), spark_w), style="cyan")
         t.append("  power ", style="bright_black")
-        t.append(fmt.spark(rig_power_history(snap, history), spark_w), style="cyan")
+        t.append(fmt.spark(rig_power_history(snap, history), spark_w, 0, rig_power_ceiling(snap)), style="cyan")
         t.append(f"  (last {min(len(history.get(Series.RIG_GEN_TPS, [])), spark_w)} s)", style="bright_black")
         # lay out again when the line count changed, or when the last layout left the wrong height (an update
         # that raced the first layout)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from textual_plotext import PlotextPlot
+
+MIN_REDRAW_S = 6.0  # plotext costs ~30 ms per plot and draw: a 5-minute history moves little in 6 s
 
 
 class HistoryPlot(PlotextPlot):
@@ -15,6 +19,7 @@ class HistoryPlot(PlotextPlot):
         self._title = title
         self._ylabel = ylabel
         self._last = None
+        self._drawn_at = -MIN_REDRAW_S
 
     def on_mount(self) -> None:
         self.border_title = self._title
@@ -23,7 +28,12 @@ class HistoryPlot(PlotextPlot):
         key = (tuple((k, tuple(v)) for k, v in series.items()), limit)
         if key == self._last:
             return
-        self._last = key
+        now = time.monotonic()
+        same_lines = self._last is not None and [k for k, _ in self._last[0]] == list(series) and \
+            self._last[1] == limit
+        if same_lines and now - self._drawn_at < MIN_REDRAW_S:  # new engines or a new limit draw at once
+            return
+        self._last, self._drawn_at = key, now
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
