@@ -25,10 +25,20 @@ class LiveFit:
     report: object | None = None  # fit.FitReport
     fit_error: str | None = None
     diff: list[str] = field(default_factory=list)  # unified diff against the saved file
+    checks: list = field(default_factory=list)  # engine_checks.EngineChecks: vLLM version and its advice
+    rig_gpus: int | None = None  # set when the rig has fewer GPUs than the profile needs (the report is then
+    #                              against the profile's own card)
 
     @property
     def ok(self) -> bool:
         return self.profile is not None
+
+
+def gpus_needed(profile) -> int:
+    """How many GPUs a machine needs for the profile: its highest GPU index + 1, or (gpus: all) what its engines
+    use together."""
+    need = (max(profile.gpus) + 1) if profile.gpus != "all" else sum(e.gpu_count for e in profile.engines)
+    return max(1, need)
 
 
 def gpus_for(profile) -> list:
@@ -38,8 +48,7 @@ def gpus_for(profile) -> list:
     from appliance.fit import GPU
 
     card = cards.lookup(profile.card or "") or cards.lookup("4090")
-    need = (max(profile.gpus) + 1) if profile.gpus != "all" else sum(e.gpu_count for e in profile.engines)
-    return [GPU.from_card(i, card) for i in range(max(1, need))]
+    return [GPU.from_card(i, card) for i in range(gpus_needed(profile))]
 
 
 def fit_for(profile, gpus: list | None = None):
@@ -87,12 +96,29 @@ def live_fit(data, saved: str, path: Path, fit: Callable | None = None) -> LiveF
         profile = store.validate_text(text, Path(path))
     except ProfileError as exc:
         return LiveFit(text, None, exc, field_errors(exc, text, str(path)), diff=diff)
+    rig_gpus = None
     try:
         report = (fit or fit_for)(profile)
+        if fit is not None and len(report.gpus) < gpus_needed(profile):
+            # fitted against a rig too small for it: that "does not fit" says nothing about the knobs; the fit
+            # against the profile's own card does (the caller says the rig is too small)
+            rig_gpus, report = len(report.gpus), fit_for(profile)
         fit_error = None
     except ApplianceError as exc:
         report, fit_error = None, exc.message + (f" — {exc.hint}" if exc.hint else "")
-    return LiveFit(text, profile, None, {}, report, fit_error, diff)
+    return LiveFit(text, profile, None, {}, report, fit_error, diff, advice_for(profile, report), rig_gpus)
+
+
+def advice_for(profile, report=None) -> list:
+    """What `appliance check` says beyond the fit: the vLLM version each engine is checked against, and the
+    advice vLLM itself would log at start (with the fix), judged for the card the fit used."""
+    from appliance.engine_checks import check_engines
+
+    gpu = report.gpus[0].name if report is not None and report.gpus else None
+    try:
+        return check_engines(profile, gpu_name=gpu)
+    except ApplianceError:
+        return []
 
 
 def summary(report) -> list[str]:

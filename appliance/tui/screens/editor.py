@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Footer, Input, Label, Select, Static
@@ -50,6 +50,7 @@ def _blank(value) -> str:
 
 
 class EditorScreen(Screen):
+    AUTO_FOCUS = None  # focused after the first frame (on_mount): focusing restyles every field, the frame waits
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("escape", "back", "Back"),
@@ -75,6 +76,25 @@ class EditorScreen(Screen):
         # while retyping does not lose its key's place or comment (self.data only mirrors them for the form)
         self.edits: dict[tuple[int, str], str] = {}
         self.extra: list[str] = []  # advanced `engines.N.option=value` assignments
+        self._first = self._first_fit()
+
+    def _first_fit(self):
+        """The saved file's fit, started while the screen is still being built (its many fields take a while to
+        mount): the first fit worker picks it up instead of starting from scratch."""
+        import threading
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        saved, fit = self.saved, self.app.backend.fit
+
+        def run() -> None:
+            try:
+                future.set_result(self._compute(saved, [], [], fit))
+            except BaseException as exc:  # noqa: BLE001 - handed to the worker, which reports it
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="editor-first-fit", daemon=True).start()
+        return saved, future
 
     # -- layout ------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -99,7 +119,7 @@ class EditorScreen(Screen):
                     suggester=SuggestFromList(self._flag_names(), case_sensitive=False)), "advanced")
                 yield Static(id="advanced-list")
             with VerticalScroll(id="editor-side"):
-                yield Static(id="editor-fit")
+                yield Static(fit_view(None, None), id="editor-fit")  # "computing the fit …" in the first frame
                 yield Static(id="editor-diff")
         yield Footer()
 
@@ -110,12 +130,12 @@ class EditorScreen(Screen):
         return sorted(f"{d}=" for d in vllm_spec.FLAGS if d not in vllm_spec.HARMFUL)
 
     def _row(self, label: str, widget, knob_id: str | None = None):
-        with Vertical(classes="knob"):
-            with Horizontal(classes="knob-row"):
-                yield Label(label, classes="knob-label")
-                yield widget
-            if knob_id:
-                yield Static(id=f"err-{knob_id}", classes="knob-error")
+        # flat (no wrapper per knob): every widget of this screen costs mount and style time on opening it
+        with Horizontal(classes="knob-row"):
+            yield Label(label, classes="knob-label")
+            yield widget
+        if knob_id:
+            yield Static(id=f"err-{knob_id}", classes="knob-error")
 
     def _widget(self, k: knobs.Knob):
         value = knobs.show(k, self.data, self.eng)
@@ -140,6 +160,11 @@ class EditorScreen(Screen):
         self._show_head()
         self._show_advanced()
         self._schedule(0)
+        self.call_after_refresh(self._focus_first)
+
+    def _focus_first(self) -> None:
+        if self.focused is None:
+            self.focus_next()
 
     def on_resize(self) -> None:
         self._layout_classes()
@@ -251,17 +276,26 @@ class EditorScreen(Screen):
 
     @work(thread=True, exclusive=True, group="editor-fit", exit_on_error=False)
     def _fit_worker(self, saved: str, edits: list, extra: list) -> None:
+        first, self._first = self._first, None
+        if first is not None and first[0] == saved and not edits and not extra:
+            result, measured = first[1].result()
+        else:
+            result, measured = self._compute(saved, edits, extra, self.app.backend.fit)
+        self.app.call_from_thread(self._show_fit, result, measured)
+
+    def _compute(self, saved: str, edits: list, extra: list, fit):
+        """(LiveFit, measured bench numbers or None) of the saved file with the edits replayed on it."""
         from appliance.editing import benchinfo
 
         data = replay(saved, self.path, edits, extra)
-        result = live.live_fit(data, saved, self.path, fit=self.app.backend.fit)
+        result = live.live_fit(data, saved, self.path, fit=fit)
         measured = None
         if result.ok:
             try:
                 measured = benchinfo.measured(result.profile)
             except (OSError, ApplianceError):
                 measured = None
-        self.app.call_from_thread(self._show_fit, result, measured)
+        return result, measured
 
     def _show_fit(self, result: live.LiveFit, measured) -> None:
         self.result, self.measured = result, measured

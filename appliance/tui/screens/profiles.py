@@ -30,11 +30,24 @@ def fit_style(fr) -> str:
     return "green" if all(e.full_concurrency_fits for e in fr.engines) else "yellow"
 
 
-def fit_word(fr, err) -> str:
+def short_of_gpus(p, fr) -> tuple[int, int] | None:
+    """(GPUs the profile needs, GPUs this rig has) when the rig has too few: its fit here says nothing useful."""
+    from appliance.editing.live import gpus_needed
+
+    if p is None or fr is None:
+        return None
+    need, have = gpus_needed(p), len(fr.gpus)
+    return (need, have) if need > have else None
+
+
+def fit_word(fr, err, p=None) -> str:
     if err:
         return "error"
     if fr is None:
         return "…"
+    short = short_of_gpus(p, fr)
+    if short:
+        return f"needs {short[0]} GPUs"
     if not fr.fits:
         return "no fit"
     return "fits" if all(e.full_concurrency_fits for e in fr.engines) else "KV-limited"  # fits, fewer seqs
@@ -76,6 +89,12 @@ def detail(entry, fr, fit_err, active) -> Group:
         parts.append(Text(f"fit check failed: {fit_err}", style="bold red"))
     elif fr is None:
         parts.append(Text("fit check …", style="italic"))
+    elif short_of_gpus(p, fr):
+        need, have = short_of_gpus(p, fr)
+        parts.append(Text(f"needs {need} GPUs, this rig has {have}: it cannot start here", style="bold red"))
+        parts.append(Text(f"fix: its fit on its own card: appliance check {p.name} --gpu "
+                          f"{p.card or '3090'}x{need}; or e: edit it to use the GPUs this rig has",
+                          style="bright_black"))
     else:
         parts.append(Text("fit: " + fit_word(fr, None), style=fit_style(fr)))
         for prob in fr.problems:
@@ -209,7 +228,7 @@ class ProfilesScreen(Screen):
             models = " + ".join(short_model(x.model) for x in p.engines)
             models = models if len(models) <= 26 else models[:25] + "…"
             fr, err = self.fits.get(e.name, (None, None))
-            t.add_row(name, models, gpus_text(p), power_text(p), Text(fit_word(fr, err), style=fit_style(fr)),
+            t.add_row(name, models, gpus_text(p), power_text(p), Text(fit_word(fr, err, p), style=fit_style(fr)),
                       key=e.name)
         if entries:
             t.move_cursor(row=min(keep, len(entries) - 1))
@@ -218,9 +237,11 @@ class ProfilesScreen(Screen):
     def _show_fits(self, fits) -> None:
         self.fits = fits
         t = self.query_one(DataTable)
+        profiles = {e.name: e.profile for e in self.entries}
         for name, (fr, err) in fits.items():
             try:
-                t.update_cell(name, "fit", Text(fit_word(fr, err), style=fit_style(fr)), update_width=True)
+                t.update_cell(name, "fit", Text(fit_word(fr, err, profiles.get(name)), style=fit_style(fr)),
+                              update_width=True)
             except Exception:  # noqa: BLE001 - the row went away with a reload
                 continue
         self._show_detail()

@@ -39,7 +39,7 @@ def legend() -> Text:
 def fit_view(lf, measured, width: int = 40, other_errors: list[str] | None = None) -> Group:
     parts: list = []
     if lf is None:
-        return Group(Text("fit …", style="italic"))
+        return Group(Text("computing the fit …", style="italic"))
     if not lf.ok:
         parts.append(Text("does not load — the fit waits for a valid profile", style="bold red"))
         for line in (lf.error.message.splitlines() if lf.error else [])[:4]:
@@ -52,6 +52,11 @@ def fit_view(lf, measured, width: int = 40, other_errors: list[str] | None = Non
         return Group(*parts)
     r = lf.report
     full = r.fits and all(e.full_concurrency_fits for e in r.engines)
+    if lf.rig_gpus is not None:
+        need = max(g.index for g in r.gpus) + 1 if r.gpus else 0
+        parts.append(Text(f"needs {need} GPUs, this rig has {lf.rig_gpus}: it cannot start here", style="bold red"))
+        parts.append(Text(f"the fit below is on its own card ({r.gpus[0].name if r.gpus else '?'} × {need})",
+                          style="bright_black"))
     head = Text(no_wrap=True, overflow="ellipsis")
     head.append("FITS" if full else "FITS, KV-limited" if r.fits else "DOES NOT FIT",
                 style="bold green" if full else "bold yellow" if r.fits else "bold red")
@@ -91,7 +96,33 @@ def fit_view(lf, measured, width: int = 40, other_errors: list[str] | None = Non
         parts.append(Text("problem: " + p, style="bold red"))
     if measured is not None:
         parts.append(Text(measured.text(), style="cyan"))
+    parts += advice_lines(lf.checks)
     return Group(*parts)
+
+
+ADVICE_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
+
+
+def advice_lines(checks) -> list[Text]:
+    """What `appliance check` prints beyond the fit: the vLLM version each engine is checked against and the
+    advice vLLM would log at start, each with its fix."""
+    out: list[Text] = []
+    for c in checks or ():
+        t = Text(f"{c.engine}: vLLM {c.version}", style="bold")
+        if c.requested and c.requested != c.version:
+            t.append(f" (the image says {c.requested})", style="bright_black")
+        n = len(c.advice)
+        t.append(f" · {n} advice item{'s' if n != 1 else ''}" if n else " · no advice", style="bright_black")
+        out.append(t)
+        if c.warning:
+            out.append(Text("  ! " + c.warning, style="yellow"))
+        for a in c.advice:
+            line = Text("  ")
+            line.append(f"{a.severity}: ", style=ADVICE_STYLE.get(a.severity, "yellow"))
+            line.append(a.message)
+            out.append(line)
+            out.append(Text("    fix: " + a.fix, style="bright_black"))
+    return out
 
 
 def diff_view(lines: list[str], limit: int = 60) -> Group:
