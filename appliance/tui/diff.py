@@ -15,7 +15,9 @@ def _flat(value, prefix: str, out: dict) -> None:
 
 
 def flatten(profile) -> dict:
-    data = profile.model_dump(mode="json", exclude={"source_file"}, exclude_defaults=True)
+    # defaults included: a profile that leaves `port` at its default 8000 runs on 8000 — left out, the diff
+    # against a profile on 8001 read "port 8001 → —" (both sides carry every field; only differences are shown)
+    data = profile.model_dump(mode="json", exclude={"source_file"})
     engines = data.pop("engines", [])
     out: dict = {}
     _flat(data, "", out)

@@ -160,3 +160,17 @@ def test_a_flat_power_series_is_drawn_low_against_the_limit_not_at_full_height()
     rising = fmt.spark([100, 200, 300, 400], 4)
     assert rising[-1] == "█" and rising[0] != "█"  # a moving series still uses the full height
     assert fmt.spark([0.0] * 5, 5) == "▁" * 5
+
+
+def test_the_diff_against_the_active_profile_shows_a_default_port_as_the_port_it_runs_on():
+    """The trial's "wrong port": after a save, the switch dialog (and the profiles detail) read `port 8001 → —`
+    for a profile that leaves its port at the default 8000."""
+    from appliance.profile import load_profile
+    from appliance.tui.diff import profile_diff
+
+    two_tier, qwen = load_profile("rtx3090x4-two-tier"), load_profile("rtx3090x4-qwen35-27b")
+    rows = {k: (old, new) for k, old, new in profile_diff(two_tier, qwen)}
+    assert rows["engines[0].port"] == (8001, 8000)
+    assert rows["engines[1].port"] == (8002, None)  # no second engine: "—"
+    assert profile_diff(qwen, qwen) == []
+    assert "proxy.port" not in rows and not any(k.startswith("proxy.timeouts") for k in rows)  # equal defaults
