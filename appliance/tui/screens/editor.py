@@ -179,9 +179,11 @@ class EditorScreen(Screen):
 
     def _show_head(self) -> None:
         t = Text(no_wrap=True, overflow="ellipsis")
-        t.append(str(self.data.get("name", self.path.stem)), style="bold")
+        name = str(self.data.get("name", self.path.stem))
+        t.append(name, style="bold")
         where = "shipped (read-only)" if store.is_shipped(self.path) else "your profile"
-        t.append(f"  {self.path.name} · {where}", style="bright_black")
+        # the file's name only when it says something the profile's name does not (the path is in the list)
+        t.append(f" · {where}" + (f" · {self.path.name}" if self.path.stem != name else ""), style="bright_black")
         self.query_one("#editor-head", Static).update(t)
 
     # -- changes -------------------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def fit_view(lf, measured, width: int = 40, other_errors: list[str] | None = Non
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f"{e.engine}: ", style="bold")
         t.append(f"{e.kv_tokens:,} tok of KV ({e.kv_dtype}) · ")
-        t.append(f"{e.max_concurrency_at_max_len:.1f} × {e.max_model_len:,} at once", style=style)
+        t.append(f"{e.max_concurrency_at_max_len:.1f} × {e.max_model_len:,} tok at once", style=style)
         parts.append(t)
     bar_w = max(10, width - 26)
     groups: dict[tuple, list] = {}  # GPUs used alike share one bar (4 × 3090 under one TP engine: one line)
