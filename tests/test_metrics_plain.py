@@ -1,0 +1,64 @@
+"""metrics.parse reads the plain exposition form itself (the TUI parses two engines' pages every second) and hands
+anything else to prometheus-client's parser: both must give the same samples."""
+
+from __future__ import annotations
+
+import math
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from appliance import metrics
+
+PAGE = """\
+# HELP vllm:generation_tokens_total Number of generation tokens processed.
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{engine="0",model_name="Qwen/Qwen2.5-32B-Instruct-AWQ"} 12345.0
+vllm:num_requests_running{engine="0",model_name="m"} 3.0
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{engine="0",le="0.001",model_name="m"} 0.0
+vllm:time_to_first_token_seconds_bucket{engine="0",le="+Inf",model_name="m"} 7.0
+vllm:time_to_first_token_seconds_count{engine="0",model_name="m"} 7.0
+vllm:time_to_first_token_seconds_sum{engine="0",model_name="m"} 1.25
+vllm:kv_cache_usage_perc{engine="0", model_name="spaced , label"} NaN
+vllm:cache_config_info{block_size="16",cache_dtype="fp8",enable_prefix_caching="True"} 1.0 1700000000000
+process_open_fds 12
+"""
+
+
+def reference(text: str) -> dict:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+    return out
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+def test_the_plain_form_is_read_directly_and_equals_prometheus_clients_reading():
+    plain = metrics._plain(PAGE)
+    assert plain is not None and same(plain, reference(PAGE))
+    scrape = metrics.parse(PAGE, 1.0)
+    assert scrape.get("vllm:generation_tokens_total") == 12345.0
+    assert scrape.buckets("vllm:time_to_first_token_seconds") == [(0.001, 0.0), (math.inf, 7.0)]
+    assert dict(next(lab for (n, lab) in scrape.values if n == "vllm:kv_cache_usage_perc"))["model_name"] == \
+        "spaced , label"
+
+
+def test_anything_beyond_the_plain_form_goes_to_the_full_parser_with_the_same_result():
+    tricky = [
+        'm{path="a\\\\b",q="say \\"hi\\""} 1\n',  # escapes in label values
+        'm{v="x}y"} 2\n',  # a brace inside a label value
+        'm{v="x"} 1e3\nn 4\n',
+    ]
+    for text in tricky[:2]:
+        assert metrics._plain(text) is None
+        assert same(metrics.parse(text, 0.0).values, reference(text))
+    assert same(metrics._plain(tricky[2]), reference(tricky[2]))
+
+
+def test_a_line_that_is_not_a_sample_is_not_guessed_at():
+    assert metrics._plain("m{v=unquoted} 1\n") is None
+    assert metrics._plain("m{v=\"x\"} not-a-number\n") is None
