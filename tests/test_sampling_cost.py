@@ -1,5 +1,6 @@
-"""metrics.parse reads the plain exposition form itself (the TUI parses two engines' pages every second) and hands
-anything else to prometheus-client's parser: both must give the same samples."""
+"""What the TUI's 1 Hz sampling costs: metrics.parse reads the plain exposition form itself (two engines' pages
+every second) and hands anything else to prometheus-client's parser — both must give the same samples; the
+kernel's socket table is read with the proxy metrics, not on every sample."""
 
 from __future__ import annotations
 
@@ -62,3 +63,31 @@ def test_anything_beyond_the_plain_form_goes_to_the_full_parser_with_the_same_re
 def test_a_line_that_is_not_a_sample_is_not_guessed_at():
     assert metrics._plain("m{v=unquoted} 1\n") is None
     assert metrics._plain("m{v=\"x\"} not-a-number\n") is None
+
+
+def test_the_tui_sampler_reads_the_kernels_socket_table_with_the_proxy_metrics_not_every_second(monkeypatch):
+    """Reading /proc/net/tcp costs ~10 ms of CPU: the TUI's 1 Hz sampler reads it every proxy_every_s, and at
+    once when the proxy's port changed."""
+    from types import SimpleNamespace
+
+    from appliance import http, listening
+    from appliance.telemetry import Sampler
+
+    reads: list[int] = []
+    monkeypatch.setattr(listening, "listening_hosts", lambda port: reads.append(port) or {"127.0.0.1"})
+    monkeypatch.setattr(http, "get", lambda c, url, headers=None: http.Probe(False, error="refused"))
+    proxy = SimpleNamespace(port=4000, litellm_port=4001, socket=None)
+    stack = SimpleNamespace(rig=SimpleNamespace(state=SimpleNamespace(load=lambda: SimpleNamespace(proxy=proxy))))
+    now = [1000.0]
+    monkeypatch.setattr("appliance.telemetry.time.time", lambda: now[0])
+    s = Sampler(stack, proxy_every_s=5.0, http_client=object())
+    for _ in range(4):
+        snap = s._proxy()
+        now[0] += 1.0
+    assert reads == [4000] and snap.listen == ("127.0.0.1",) and not snap.lan
+    now[0] += 2.0  # 6 s after the first read
+    s._proxy()
+    assert reads == [4000, 4000]
+    proxy.port = 4100  # a new front door: read at once
+    s._proxy()
+    assert reads == [4000, 4000, 4100]
