@@ -8,7 +8,8 @@ of the given size — the real terminal driver, real rendering, nothing headless
   - first frame: spawn → the first bytes the app writes to the terminal (Python start and imports included);
   - first paint with data: spawn → the dashboard shows the first sample (the headline's "tok/J");
   - steady CPU: the child's user+system CPU time over the window after a warm-up, as % of one core.
-Targets (from the issue): CPU under 3 % of one core, first paint under 1.5 s. Measured, printed, never asserted.
+Targets (issue #17): at 160×48 at most 3 % of one core, first paint with data within 1 s. Measured, printed, never
+asserted; on a shared machine measure a few times (the CPU time is the TUI process's own, but contention inflates it).
 Loopback only; the rig is stopped at the end.
 """
 
@@ -126,8 +127,8 @@ def main() -> int:
         print(f"{'first frame (spawn → first bytes)':<34}{(first - t0) if first else float('nan'):>10.2f} s"
               f"{'':>12}")
         print(f"{'first paint with data':<34}{(painted - t0) if painted else float('nan'):>10.2f} s"
-              f"{'< 1.5 s':>12}")
-        print(f"{'steady-state CPU (one core)':<34}{cpu_pct:>10.2f} %{'< 3 %':>12}")
+              f"{'≤ 1 s':>12}")
+        print(f"{'steady-state CPU (one core)':<34}{cpu_pct:>10.2f} %{'≤ 3 %':>12}")
         print(f"{'window':<34}{w1 - w0:>10.1f} s")
         return 0
     finally:
