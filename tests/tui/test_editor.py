@@ -86,7 +86,7 @@ async def test_new_from_model_change_knobs_fit_follows_save_keeps_comments_and_s
         assert any("MTP" in note for note in e.notes)
         assert editor.query_one("#k-spec_tokens").value == "2"
         shown = screen_text(app)
-        assert "65,536 at once" in shown and "changes against the saved file" in shown
+        assert "65,536 tok at once" in shown and "changes against the saved file" in shown
         assert "+power_limit_w: 280" in "\n".join(editor.result.diff)
         assert path.read_text() == created  # nothing written before save
 
