@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from appliance import cards, catalog, memory, vllm_spec
 from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
-from appliance.memory import BLOCK, KV_DTYPE_BYTES, default_batch_limits, kv_bytes_per_token
+from appliance.memory import BLOCK, KV_DTYPE_BYTES, kv_bytes_per_token
 from appliance.profile import Engine, Profile
 
 @dataclass(frozen=True)
@@ -249,17 +249,10 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
 
 def _serve_defaults(version: str, gpu) -> dict:
     """gpu_memory_utilization, max_num_seqs, max_num_batched_tokens of that vLLM version for this card (its spec
-    data), falling back to 0.19's where a spec says nothing."""
+    data), falling back to 0.19's where a spec says nothing (shared with the simulated engine)."""
     from appliance import vllm_versions
 
-    d_seqs, d_batched = default_batch_limits(gpu.memory_bytes, gpu.name)
-    try:
-        got = vllm_versions.serve_defaults(version, gpu.memory_bytes, gpu.name)
-    except (KeyError, ValueError):
-        got = {}
-    return {"gpu_memory_utilization": got.get("gpu_memory_utilization") or 0.9,
-            "max_num_seqs": got.get("max_num_seqs") or d_seqs,
-            "max_num_batched_tokens": got.get("max_num_batched_tokens") or d_batched}
+    return vllm_versions.effective_serve_defaults(version, gpu.memory_bytes, gpu.name)
 
 
 def _engine_vllm_version(engine: Engine) -> str:
