@@ -117,16 +117,28 @@ def test_calibration_targets(capsys):
     assert not failing, f"outside the targets: {failing}\n{table(rows)}"
 
 
-@pytest.mark.parametrize("field", ["tokens", "weights"])
+@pytest.mark.parametrize("field", ["tokens", "weights", "sliding"])
 def test_a_wrong_physics_would_fail_the_calibration(monkeypatch, field):
-    """The table is not tautological: the old overhead shape (or weights without GQA) breaks the targets."""
+    """The table is not tautological: the old overhead shape (or weights without GQA, or sliding-window layers
+    counted without vLLM's padding) breaks the targets."""
     if field == "tokens":
         monkeypatch.setitem(memory.SAMPLER_BYTES, "torch", 4.0)  # logits only, one fp32 copy
+    elif field == "sliding":
+        monkeypatch.setattr(memory, "padded_kv_slots", sum)
     else:
         monkeypatch.setattr(memory, "param_counts", lambda a: (a.layers * (4 * a.hidden ** 2 + 3 * a.hidden *
                                                                           a.intermediate), a.vocab * a.hidden))
     rows = [evaluate(c) for c in load_cases() if c["expect"] != "limit"]
     assert any(not (r["ok_kv"] and r["ok_w"]) for r in rows)
+
+
+def test_hybrid_allocator_padding():
+    """vLLM's grouping of sliding-window and full-attention layers (Gemma 3 27B / 12B / 4B / 1B, Gemma 2, EXAONE 4)."""
+    assert memory.padded_kv_slots([52, 10]) == 70 and memory.padded_kv_slots([40, 8]) == 48
+    assert memory.padded_kv_slots([29, 5]) == 35 and memory.padded_kv_slots([22, 4]) == 28
+    assert memory.padded_kv_slots([21, 21]) == 42 and memory.padded_kv_slots([48, 16]) == 64
+    assert memory.padded_kv_slots([9, 8]) == 18  # 9 < 1.25 × 8: groups of 9, the full layers padded by one
+    assert memory.padded_kv_slots([0, 32]) == 32
 
 
 @pytest.mark.parametrize("case", [c for c in load_cases() if c["expect"] != "limit"], ids=lambda c: c["id"])
