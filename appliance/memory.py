@@ -151,14 +151,24 @@ def param_counts(arch) -> tuple[int, int]:
     return linear, embed + small + arch.extra_params
 
 
+# Integer formats that store a scale and a zero per group whatever the width (GPTQ, its AutoRound export that vLLM
+# loads as `inc`): their 8-bit variant keeps the groups too. FP8 and compressed-tensors INT8 scale per channel.
+GROUPED_8BIT = {"gptq", "gptq_marlin", "auto-round", "auto_round", "autoround", "inc"}
+
+
 def weight_bytes_per_param(method: str | None, bits: float, group_size: int = 128) -> float:
-    """Bytes per quantized weight: 4-bit with a 16-bit scale and a packed 4-bit zero per group (AWQ/GPTQ),
-    8-bit (FP8/INT8, per-channel or 128×128-block scales: negligible), or the checkpoint's 16 bits."""
+    """Bytes per quantized weight, as vLLM's GPTQ/AWQ Marlin layers hold them: the packed `bits`-bit weight plus,
+    per group of `group_size` input rows, an fp16 scale and a zero packed at the same width (GPTQ keeps its qzeros
+    tensor even when symmetric; Marlin's repack keeps the sizes). 4-bit always comes in groups (AWQ, GPTQ); 8-bit
+    only for the GPTQ family (Qwen's GPTQ-Int8: +3 bytes per 128 weights, 2.3 %), FP8/INT8 otherwise scale per
+    channel (negligible). group_size -1 (GPTQ "per column") is one group per input dimension: negligible too.
+    The act-order index (g_idx, one int32 per input row of each layer) is under 0.5 % and left out."""
     if not method or bits >= 16:
         return 2.0
     per = bits / 8
-    if bits <= 4.5:
-        per += (2 + 0.5) / max(1, group_size)
+    grouped = bits <= 4.5 or str(method).lower() in GROUPED_8BIT
+    if grouped and group_size > 0:
+        per += (2 + bits / 8) / group_size
     return per
 
 
