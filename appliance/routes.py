@@ -86,45 +86,58 @@ def _chain(route: Route) -> str:
     return ", ".join(h.text(long=True) for h in route) or "none"
 
 
-def route_changes(old: dict[str, Route], new: dict[str, Route]) -> list[str]:
-    """What moving from routes `old` (the running profile) to `new` (the target) changes, one line per alias and
-    kind of change, aliases in order; [] when nothing does (see `describe`). A line that makes an alias reach a
-    hosted model where it did not says so: that is where money goes."""
-    lines: list[str] = []
+@dataclass(frozen=True)
+class RouteChange:
+    """One change to one alias's route; `money`: "costs money" when the alias can reach a hosted model now and
+    could not before, "stays local" for the reverse, "" otherwise."""
+
+    alias: str
+    what: str
+    money: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.alias}: {self.what}" + (f" — {self.money}" if self.money else "")
+
+
+def route_changes(old: dict[str, Route], new: dict[str, Route]) -> list[RouteChange]:
+    """What moving from routes `old` (the running profile) to `new` (the target) changes, per alias and kind of
+    change, aliases in order; [] when nothing does (see `describe`). An engine renamed or moved to another port
+    with the same model is no change an agent notices."""
+    out: list[RouteChange] = []
     for a in sorted(set(old) | set(new)):
         before, after = old.get(a), new.get(a)
         if before == after:
             continue
         if before is None:
-            lines.append(f"{a}: newly served — {route_text(after, long=True)}" + _money(False, reaches_hosted(after)))
+            out.append(RouteChange(a, f"new: {route_text(after)}", _money(False, reaches_hosted(after))))
             continue
         if after is None:
-            lines.append(f"{a}: no longer served (was {route_text(before)}); requests for it are refused")
+            out.append(RouteChange(a, f"gone (was {route_text(before)}): refused after the switch"))
             continue
-        money = _money(reaches_hosted(before), reaches_hosted(after))
         mine: list[str] = []
         if not (before and after and before[0].same_place(after[0])):
-            mine.append(f"{a}: answered by {before[0].text(True) if before else 'nothing'} → "
+            mine.append(f"answered by {before[0].text(True) if before else 'nothing'} → "
                         f"{after[0].text(True) if after else 'nothing'}")
         fb_before, fb_after = before[1:], after[1:]
         if len(fb_before) != len(fb_after) or not all(x.same_place(y) for x, y in zip(fb_before, fb_after)):
-            mine.append(f"{a}: fallback {_chain(fb_before)} → {_chain(fb_after)}")
-        if mine:  # an engine renamed or moved to another port, same model: not a change an agent notices
-            mine[-1] += money
-        lines += mine
-    return lines
+            mine.append(f"fallback {_chain(fb_before)} → {_chain(fb_after)}")
+        out += [RouteChange(a, what) for what in mine[:-1]]
+        if mine:
+            out.append(RouteChange(a, mine[-1], _money(reaches_hosted(before), reaches_hosted(after))))
+    return out
 
 
 def _money(before: bool, after: bool) -> str:
     if after and not before:
-        return " (can reach a hosted model now: costs money)"
+        return "costs money"
     if before and not after:
-        return " (stays on this machine now)"
+        return "stays local"
     return ""
 
 
-def describe(changes: list[str]) -> list[str]:
-    return changes or [UNCHANGED]
+def describe(changes: list[RouteChange]) -> list[str]:
+    """The lines `status`-style text shows: one per change, or "routes unchanged"."""
+    return [str(c) for c in changes] or [UNCHANGED]
 
 
 def usd(value: float | None) -> str:

@@ -40,14 +40,14 @@ def test_same_profile_means_routes_unchanged():
 
 def test_switch_to_a_profile_without_fallbacks_says_each_hosted_fallback_goes(tmp_path):
     agent = load_profile("rtx4090-qwen25-14b-agent")  # local, coder → openai-mini
-    lines = route_changes(routes(agent), routes(bare(tmp_path)))  # bare: chat, local; nothing hosted
+    lines = describe(route_changes(routes(agent), routes(bare(tmp_path))))  # bare: chat, local; nothing hosted
     assert lines == [
-        "chat: newly served — engine llama31-8b (meta-llama/Llama-3.1-8B-Instruct)",
-        "coder: no longer served (was engine qwen25-14b → hosted openai-mini); requests for it are refused",
+        "chat: new: engine llama31-8b",
+        "coder: gone (was engine qwen25-14b → hosted openai-mini): refused after the switch",
         "local: answered by engine qwen25-14b (Qwen/Qwen2.5-14B-Instruct-AWQ) → "
         "engine llama31-8b (meta-llama/Llama-3.1-8B-Instruct)",
-        "local: fallback hosted openai-mini (openai/gpt-4o-mini) → none (stays on this machine now)",
-        "openai-mini: no longer served (was hosted openai-mini); requests for it are refused",
+        "local: fallback hosted openai-mini (openai/gpt-4o-mini) → none — stays local",
+        "openai-mini: gone (was hosted openai-mini): refused after the switch",
     ]
 
 
@@ -57,11 +57,9 @@ def test_a_fallback_added_says_it_costs_money(tmp_path):
         hosted: [{CLAUDE}]
         fallbacks: {{local: [claude]}}
         """)
-    lines = route_changes(routes(b), routes(b, s))
-    assert "local: fallback none → hosted claude (anthropic/claude-sonnet-4-6) (can reach a hosted model now: " \
-           "costs money)" in lines
-    assert "claude: newly served — hosted claude (anthropic/claude-sonnet-4-6) (can reach a hosted model now: " \
-           "costs money)" in lines
+    lines = describe(route_changes(routes(b), routes(b, s)))
+    assert "local: fallback none → hosted claude (anthropic/claude-sonnet-4-6) — costs money" in lines
+    assert "claude: new: hosted claude — costs money" in lines
     assert not any(line.startswith("chat:") for line in lines)  # its route did not change
 
 
@@ -77,11 +75,11 @@ def test_local_only_mode_hides_every_hosted_route(tmp_path):
     new = routes(agent, s)
     assert not any(h.hosted for r in new.values() for h in r)
     assert set(new) == {"coder", "local"}  # no global `coder` chain, no hosted names
-    lines = route_changes(routes(b, s), new)
-    assert not any("hosted" in line for line in lines), lines
+    lines = describe(route_changes(routes(b, s), new))
+    assert lines and not any("hosted" in line or "money" in line for line in lines), lines
     # and without local-only the same switch does reach hosted models
     off = route_changes(routes(b), routes(agent))
-    assert any("costs money" in line for line in off)
+    assert any(c.money == "costs money" for c in off)
 
 
 def test_global_alias_that_the_target_serves_locally(tmp_path):
@@ -93,11 +91,11 @@ def test_global_alias_that_the_target_serves_locally(tmp_path):
         """)
     old, new = routes(bare(tmp_path), s), routes(load_profile("rtx4090-qwen25-14b-agent"), s)
     assert old["coder"] == (Hop("hosted", "claude", "anthropic/claude-sonnet-4-6"),)
-    lines = [line for line in route_changes(old, new) if line.startswith("coder:")]
+    lines = [line for line in describe(route_changes(old, new)) if line.startswith("coder:")]
     assert lines == ["coder: answered by hosted claude (anthropic/claude-sonnet-4-6) → "
                      "engine qwen25-14b (Qwen/Qwen2.5-14B-Instruct-AWQ)",
                      "coder: fallback none → hosted openai-mini (openai/gpt-4o-mini), hosted claude "
-                     "(anthropic/claude-sonnet-4-6)"]
+                     "(anthropic/claude-sonnet-4-6)"]  # hosted before and after: no money note
 
 
 def test_an_engine_renamed_with_the_same_model_is_no_change():
@@ -105,13 +103,13 @@ def test_an_engine_renamed_with_the_same_model_is_no_change():
     b = {"local": (Hop("engine", "renamed", "org/m"), Hop("hosted", "x", "openai/gpt-4o-mini"))}
     assert route_changes(a, b) == []
     c = {"local": (Hop("engine", "main", "org/m"), Hop("hosted", "x", "openai/gpt-4.1"))}  # same name, other model
-    assert route_changes(a, c) == ["local: fallback hosted x (openai/gpt-4o-mini) → hosted x (openai/gpt-4.1)"]
+    assert describe(route_changes(a, c)) == ["local: fallback hosted x (openai/gpt-4o-mini) → hosted x (openai/gpt-4.1)"]
 
 
 def test_nothing_running_to_a_profile():
-    lines = route_changes({}, routes(load_profile("rtx3090x4-two-tier")))
-    assert [line.split(":")[0] for line in lines] == ["claude", "local-fast", "local-smart"]
-    assert all("newly served" in line for line in lines)
+    changes = route_changes({}, routes(load_profile("rtx3090x4-two-tier")))
+    assert [c.alias for c in changes] == ["claude", "local-fast", "local-smart"]
+    assert all(c.what.startswith("new: ") and c.money == "costs money" for c in changes)
 
 
 def test_dollars_carry_their_unit():
