@@ -103,7 +103,8 @@ def test_an_engine_renamed_with_the_same_model_is_no_change():
     b = {"local": (Hop("engine", "renamed", "org/m"), Hop("hosted", "x", "openai/gpt-4o-mini"))}
     assert route_changes(a, b) == []
     c = {"local": (Hop("engine", "main", "org/m"), Hop("hosted", "x", "openai/gpt-4.1"))}  # same name, other model
-    assert describe(route_changes(a, c)) == ["local: fallback hosted x (openai/gpt-4o-mini) → hosted x (openai/gpt-4.1)"]
+    assert describe(route_changes(a, c)) == [
+        "local: fallback hosted x (openai/gpt-4o-mini) → hosted x (openai/gpt-4.1)"]
 
 
 def test_nothing_running_to_a_profile():

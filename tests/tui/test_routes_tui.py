@@ -118,8 +118,9 @@ async def test_switch_dialog_routes_unchanged_and_local_only(tmp_path):
     from conftest import REPO
 
     copy = tmp_path / "copy.yaml"  # the running profile under another name, its engine renamed: same routes
-    copy.write_text((REPO / "profiles" / "rtx3090x4-two-tier.yaml").read_text()
-                    .replace("name: rtx3090x4-two-tier", "name: two-tier-copy").replace("- name: fast", "- name: quick"))
+    text = (REPO / "profiles" / "rtx3090x4-two-tier.yaml").read_text()
+    copy.write_text(text.replace("name: rtx3090x4-two-tier", "name: two-tier-copy").replace("- name: fast",
+                                                                                          "- name: quick"))
     async with app.run_test(size=(120, 40)) as pilot:
         dialog = await _open_dialog(app, pilot, copy)
         text = _all_text(dialog)

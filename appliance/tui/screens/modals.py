@@ -15,6 +15,7 @@ from textual.worker import WorkerState
 
 from appliance import routes
 from appliance.tui import fmt
+from appliance.tui.widgets.proxy import route_cell
 
 
 class ConfirmSwitch(ModalScreen[bool]):
@@ -122,15 +123,6 @@ def _two_columns(title: Text, rows: list[tuple[str, Text]]) -> Group:
     return Group(title, t)
 
 
-def _route(route) -> Text:
-    t = Text()
-    for i, hop in enumerate(route):
-        if i:
-            t.append(" → ", style="bright_black")
-        t.append(hop.text(), style="yellow" if hop.hosted else "")
-    return t
-
-
 def routes_text(profile, new_pl, active, old_pl) -> tuple[Group, Group]:
     """What the switch changes about where requests go (against `active`), and the routes under `profile`."""
     new = routes.alias_routes(new_pl, profile)
@@ -148,7 +140,8 @@ def routes_text(profile, new_pl, active, old_pl) -> tuple[Group, Group]:
     title = Text(f"Where requests go under {profile.name}", style="bold")
     title.append(" (local only: no hosted model):" if new_pl.local_only else ":",
                  style="green" if new_pl.local_only else "")
-    table = [(a + ":", _route(r)) for a, r in new.items()] or [("", Text("nothing (no alias)", style="bright_black"))]
+    table = [(a + ":", route_cell(r)) for a, r in new.items()] or [
+        ("", Text("nothing (no alias)", style="bright_black"))]
     return _two_columns(head, rows), _two_columns(title, table)
 
 
@@ -232,6 +225,8 @@ HELP = """\
   [b]w[/b] set the power limit of the active profile's GPUs (the card's min/max are shown)
   [b]-[/b] / [b]+[/b] lower / raise that limit by 10 W — watch tokens/s and tok/J respond
   [b]D[/b] run the demo (a simulated rig) when nothing is running
+  proxy panel: per alias its requests, its route (engine → fallbacks, [yellow]hosted[/] ones cost money) and
+  today's hosted spend; a switch asks first and says which routes it changes
 
 [b]Profiles[/b]
   [b]↑ ↓[/b] choose · [b]Enter[/b] or [b]s[/b] switch (asks first) · [b]r[/b] reload the files
@@ -255,6 +250,7 @@ HELP = """\
   [green]green[/] healthy, fits · [cyan]cyan[/] efficiency and history · [bright_black]grey[/] idle or unused
 
 [b]Units[/b] W watts · tok/s tokens per second · tok/J tokens per joule · W per tok/s (lower is better)
+  $ US dollars spent on hosted models today (their token counts × LiteLLM's bundled price map)
   TTFT time to first token (p50/p95) · MTP draft-token acceptance · KV cache use · Wh energy since the driver
   started counting
 """

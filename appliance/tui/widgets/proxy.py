@@ -14,6 +14,16 @@ from appliance.tui.widgets.panel import Panel
 RECENT = 10  # samples: a fallback counted within them is "active"
 
 
+def route_cell(route) -> Text:
+    """A route (appliance.routes) as one line: hosted hops in yellow (they cost money)."""
+    t = Text()
+    for i, hop in enumerate(route):
+        if i:
+            t.append(" → ", style="bright_black")
+        t.append(hop.text(), style="yellow" if hop.hosted else "")
+    return t
+
+
 class ProxyPanel(Panel):
     DEFAULT_CSS = """
     ProxyPanel { height: auto; border: round $primary-darken-1; border-title-color: $text-accent; padding: 0 1; }
@@ -65,14 +75,7 @@ class ProxyPanel(Panel):
             if a in active:
                 req.append(" ⚠ active", style="bold yellow")
             route = p.routes.get(a)
-            if route is None:
-                rt = Text("not served now", style="bright_black")
-            else:
-                rt = Text()
-                for i, hop in enumerate(route):
-                    if i:
-                        rt.append(" → ", style="bright_black")
-                    rt.append(hop.text(), style="yellow" if hop.hosted else "")
+            rt = Text("not served now", style="bright_black") if route is None else route_cell(route)
             hosted = route is not None and routes.reaches_hosted(route)
             if spend is None:
                 cost = Text("–" if not hosted else "unknown", style="bright_black")
