@@ -112,8 +112,10 @@ def stale_active(rig, state: RigState | None = None) -> str | None:
         alive = any(s.alive for s in rig.runtime.states(PROJECT_PREFIX + name))
     except ApplianceError:
         return None
-    if alive:
-        return None
+    return None if alive else stale_message(name)
+
+
+def stale_message(name: str) -> str:
     return (f"the state says {name} is active, but its engines are not running; run `appliance up {name}` to "
             "start it again, or `appliance down` to clear the record (it restores the GPUs' power limits)")
 

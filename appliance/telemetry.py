@@ -170,12 +170,16 @@ class Sampler:
         profile = self.stack.active_profile()
         engines = []
         if profile is not None:
+            record = rig.state.load()
             try:
                 states = {s.service: s for s in rig.runtime.states(self.stack.project(profile.name))}
+                if not record.starting and not any(s.alive for s in states.values()):
+                    from appliance.doctor import stale_message
+
+                    warnings.append(stale_message(profile.name))  # the record is not the truth: say so
             except ApplianceError as exc:
                 states = {}
                 warnings.append(f"runtime: {exc.message}")
-            record = rig.state.load()
             draining = bool(record.starting) and record.starting != profile.name  # a switch drains these
             for e in profile.engines:
                 st = states.get(e.label)

@@ -116,9 +116,7 @@ def _status(args) -> int:
     rig = stack.rig.label
     proxy = f"proxy {snap.proxy.url} ({snap.proxy.status})" if snap.proxy else "proxy not started"
     shown = f"{snap.profile} — NOT RUNNING" if stale else (snap.profile or "(none running)")
-    print(f"{rig} · profile {shown} · {proxy}")
-    if stale:
-        print(f"! {stale}")
+    print(f"{rig} · profile {shown} · {proxy}")  # the sampler's warnings below say why and what to do
     for w in snap.warnings:
         print(f"! {w}")
     if snap.gpus:
