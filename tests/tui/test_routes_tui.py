@@ -69,6 +69,26 @@ async def test_dashboard_without_spend_says_unknown_not_zero():
         assert "unknown" in text and "$" not in text and "hosted today" not in text.splitlines()[0]
 
 
+async def test_dashboard_lists_spend_of_an_alias_served_earlier_today():
+    backend = FakeBackend()
+    base = backend.sample
+
+    def sample():
+        from dataclasses import replace
+
+        snap = base()
+        return replace(snap, proxy=replace(snap.proxy, spend_usd={**snap.proxy.spend_usd, "old-coder": 0.25}))
+
+    backend.sample = sample
+    app = ApplianceApp(backend, clock=clock, interval_s=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        lines = panel_text(app.screen.query_one(ProxyPanel), 110)
+        row = next(ln for ln in lines if ln.startswith("old-coder"))
+        assert "not served now" in row and row.rstrip().endswith("$0.2500")
+        assert "hosted today $0.3496" in lines[0]
+
+
 async def _open_dialog(app, pilot, target):
     await settle(pilot)
     app.ask_switch(load_profile(target), None, app.backend.active_profile())

@@ -59,8 +59,8 @@ class ProxyPanel(Panel):
             head.append("  ·  hosted today ")
             total = sum(spend.values())
             head.append(routes.usd(total), style="bold yellow" if total else "green")
-        aliases = sorted(set(p.requests_local) | set(p.requests_fallback) | set(p.routes) |
-                         {a for e in snap.engines for a in e.aliases})
+        aliases = sorted(set(p.requests_local) | set(p.requests_fallback) | set(p.routes) | set(spend or ()) |
+                         {a for e in snap.engines for a in e.aliases})  # spend: also under a profile run earlier
         table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=True, header_style="bright_black",
                       expand=False)
         table.add_column("alias", style="bold", no_wrap=True)
@@ -75,7 +75,10 @@ class ProxyPanel(Panel):
             if a in active:
                 req.append(" ⚠ active", style="bold yellow")
             route = p.routes.get(a)
-            rt = Text("not served now", style="bright_black") if route is None else route_cell(route)
+            if route is None:  # no routes at all: the settings did not load (`appliance endpoint` names why)
+                rt = Text("not served now" if p.routes else "unknown", style="bright_black")
+            else:
+                rt = route_cell(route)
             hosted = route is not None and routes.reaches_hosted(route)
             if spend is None:
                 cost = Text("–" if not hosted else "unknown", style="bright_black")
