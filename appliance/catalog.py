@@ -53,6 +53,8 @@ class Arch:
     extra_params: int = 0  # parameters outside the decoder stack (vision tower, projector), kept 16-bit
     qkv_bias: bool = False
     num_parameters: int | None = None  # stated (models.yaml) or known (hybrids); else counted from the shape
+    kv_layer_slots: int = 0  # KV layers as vLLM's hybrid allocator pads them (sliding + full); 0 = kv_layers
+    rope_caches: int = 1  # distinct rotary embeddings (Gemma 3: local and global), each a cos/sin buffer
 
     @property
     def embedding_params(self) -> int:
@@ -236,8 +238,16 @@ def arch_from_config(config: dict, source: str) -> Arch:
     head_dim = int(get("head_dim") or hidden // heads)
     kv_layers = layers
     layer_types = get("layer_types")
+    kind = str(get("model_type", ""))
+    if not (isinstance(layer_types, list) and layer_types) and kind.startswith(("gemma2", "gemma3")):
+        every = 2 if kind.startswith("gemma2") else int(get("sliding_window_pattern") or 6)  # last of each is full
+        layer_types = ["full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(layers)]
+    slots = 0
     if isinstance(layer_types, list) and layer_types:
         kv_layers = sum(1 for t in layer_types if "linear" not in str(t) and "mamba" not in str(t))
+        sliding = sum(1 for t in layer_types if "sliding" in str(t))
+        if sliding and get("sliding_window"):
+            slots = memory.padded_kv_slots([sliding, kv_layers - sliding])
     elif get("full_attention_interval"):
         kv_layers = layers // int(get("full_attention_interval"))
     vocab = int(get("vocab_size"))
@@ -256,7 +266,8 @@ def arch_from_config(config: dict, source: str) -> Arch:
         experts_per_tok=int(get("num_experts_per_tok") or get("moe_topk") or (2 if experts else 0)),
         shared_intermediate=int(get("shared_expert_intermediate_size") or 0) * (1 if experts else 0),
         extra_params=_vision_params(config), qkv_bias=bool(get("attention_bias", get("model_type") == "qwen2")),
-        num_parameters=int(stated) if stated else None)
+        num_parameters=int(stated) if stated else None, kv_layer_slots=slots,
+        rope_caches=2 if get("rope_local_base_freq") else 1)
     linear, other = memory.param_counts(arch)
     return replace(arch, params_b=round((arch.num_parameters or linear + other) / 1e9, 2))
 

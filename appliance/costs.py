@@ -122,6 +122,13 @@ class SpendLedger:
         return dict(spent)
 
 
+def ledger_for(rig) -> SpendLedger:
+    """The rig's ledger: beside its state (the simulated rig and the real one count apart)."""
+    from appliance import paths
+
+    return SpendLedger((rig.dir if hasattr(rig, "dir") else paths.state_dir()) / "spend.json")
+
+
 def today_by_alias(scrape, hosted_models: dict[str, str], ledger: SpendLedger, prices: dict | None = None
                    ) -> dict[str, float]:
     """USD spent on hosted models today, per alias asked for (models missing from the price map count 0)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from appliance.fit_fixes import UTIL_CEILING
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -89,9 +91,40 @@ RULES = (
 )
 
 
-def diagnose(log_lines: list[str], exit_code: int | None = None) -> Diagnosis:
-    """Find the decisive lines in an engine's log (most specific rule wins, first match in RULES order)."""
+# At or above UTIL_CEILING (the fit check's own), raising gpu_memory_utilization is no fix: the CUDA graphs, the CUDA
+# context and the desktop live above the budget.
+_UTIL_IN_LOG = re.compile(r"'gpu_memory_utilization': ([0-9.]+)|gpu_memory_utilization=([0-9.]+)|"
+                          r"desired GPU memory utilization \(([0-9.]+)")
+_AT_CEILING_FIX = {
+    "no_kv_memory": "gpu_memory_utilization is already {u} — raising it further only moves the out-of-memory to "
+                    "CUDA-graph capture. Lower max_num_batched_tokens and max_num_seqs (they set the profiling "
+                    "peak), use a quantized checkpoint (AWQ/GPTQ 4-bit, FP8) or more GPUs (tensor_parallel_size) — "
+                    "`appliance check PROFILE` shows the numbers",
+    "kv_too_small": "set max_model_len to {1} or less, or kv_cache_dtype: fp8, or spread it over more GPUs "
+                    "(tensor_parallel_size); gpu_memory_utilization is already {u}, raising it is no fix",
+}
+
+
+def _utilization(lines: list[str], given: float | None) -> float | None:
+    """The engine's gpu_memory_utilization: the caller's value, else what vLLM logged (non-default args, the
+    engine config, or the "desired GPU memory utilization" of its free-memory check)."""
+    if given is not None:
+        return given
+    for line in lines:
+        m = _UTIL_IN_LOG.search(line)
+        if m:
+            return float(next(g for g in m.groups() if g))
+    return None
+
+
+def diagnose(log_lines: list[str], exit_code: int | None = None,
+             gpu_memory_utilization: float | None = None) -> Diagnosis:
+    """Find the decisive lines in an engine's log (most specific rule wins, first match in RULES order).
+
+    `gpu_memory_utilization` is the engine's setting when the caller knows it (the log's first lines, where vLLM
+    prints it, may have scrolled away); at 0.95 or more the fixes for a too-small KV cache leave it out."""
     text_lines = [ln.rstrip("\n") for ln in log_lines if ln.strip()]
+    util = _utilization(text_lines, gpu_memory_utilization)
     for rule in RULES:
         for i, line in enumerate(text_lines):
             m = rule.pattern.search(line)
@@ -103,8 +136,12 @@ def diagnose(log_lines: list[str], exit_code: int | None = None) -> Diagnosis:
                 est = int(m.group(2))
             title = rule.title.format(*groups) if groups else rule.title
             fix = rule.fix.format(*groups) if groups else rule.fix
+            at_ceiling = util is not None and util >= UTIL_CEILING and rule.kind in _AT_CEILING_FIX
+            if at_ceiling:
+                fix = _AT_CEILING_FIX[rule.kind].format(*(groups + ["?", "?"]), u=util)
             if "{1}" in rule.fix and (len(groups) < 2 or groups[1] == "?"):
-                fix = "lower max_model_len, or kv_cache_dtype: fp8, or raise gpu_memory_utilization"
+                fix = "lower max_model_len, or kv_cache_dtype: fp8, or " + (
+                    "more GPUs (tensor_parallel_size)" if at_ceiling else "raise gpu_memory_utilization")
             return Diagnosis(title, fix, tuple(_context(text_lines, i)), rule.kind, est)
     errors = [ln for ln in text_lines if re.search(r"\b(ERROR|CRITICAL|Error|Exception)\b", ln)]
     decisive = tuple((errors or text_lines)[-5:])

@@ -97,6 +97,29 @@ def rebuild(rig) -> Diagnosis:
     return Diagnosis(state_error=None, state=state, recovered=recovered, lost=lost)
 
 
+def stale_active(rig, state: RigState | None = None) -> str | None:
+    """What is wrong when the record reads fine but names an active profile whose engines do not run (the stack
+    was stopped behind the appliance's back, the containers are gone, the machine rebooted): the sentence `status`
+    and `doctor` print instead of trusting the record. None when the record is true, a start is under way (its
+    engines may not exist yet; an interrupted start is a warning of its own), or the runtime cannot be asked."""
+    from appliance.errors import ApplianceError
+
+    state = state if state is not None else rig.state.load()
+    if state.active is None or state.starting:
+        return None
+    name = state.active.name
+    try:
+        alive = any(s.alive for s in rig.runtime.states(PROJECT_PREFIX + name))
+    except ApplianceError:
+        return None
+    return None if alive else stale_message(name)
+
+
+def stale_message(name: str) -> str:
+    return (f"the state says {name} is active, but its engines are not running; run `appliance up {name}` to "
+            "start it again, or `appliance down` to clear the record (it restores the GPUs' power limits)")
+
+
 def examine(rig, repair: bool = True) -> Diagnosis:
     """Read the state; if it is damaged, rebuild it from the live rig and (with `repair`) write it, keeping the
     damaged file beside the new one."""

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from appliance import cards, catalog, memory, vllm_spec
+from appliance import cards, catalog, fit_fixes, memory, vllm_spec
 from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
-from appliance.memory import BLOCK, KV_DTYPE_BYTES, default_batch_limits, kv_bytes_per_token
+from appliance.memory import kv_bytes_per_token  # noqa: F401  (re-exported: callers size KV with it)
 from appliance.profile import Engine, Profile
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class EngineFit:
     kv_dtype: str
     max_model_len: int
     max_num_seqs: int
-    kv_cache_bytes: int  # per GPU, for max_model_len × max_num_seqs
+    kv_cache_needed_bytes: int  # per GPU: what max_num_seqs requests of max_model_len need (the requirement)
     kv_tokens: int  # tokens of KV that fit
     max_concurrency_at_max_len: float
     fits: bool  # vLLM starts and serves at least one request of max_model_len
@@ -80,6 +80,7 @@ class EngineFit:
     measured: dict | None = None  # last measured on this rig for the same model, card, vLLM and settings
     gpu_name: str = ""  # the smallest of the engine's GPUs, as NVML names it (the store's card key)
     settings: dict = field(default_factory=dict)  # resolved settings (appliance.measured.SETTING_KEYS)
+    kv_cache_allocated_bytes: int = 0  # per GPU: the cache vLLM allocates (whole blocks of available_kv_bytes)
 
 
 @dataclass
@@ -210,21 +211,24 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     fits = available > 0 and kv_tokens >= max_len and (not others or visible - others >= budget)
     full = fits and kv_tokens >= max_len * max_seqs
     gib = lambda b: f"{b / GIB:.1f} GiB"  # noqa: E731
+    def replan(**change) -> memory.Plan:  # the same model with one setting changed, for the suggested fixes
+        t = change.get("tp", tp)
+        return memory.plan(arch, int(weights / (t * pp)), visible, **{**knobs, **change})
+
     if available <= 0:
         verdict = (f"does not fit: weights {gib(weights_gpu)} + overhead {gib(overhead)} per GPU exceed the "
                    f"{gib(budget)} budget (gpu_memory_utilization {util} × {gib(visible)} CUDA can use); "
                    "vLLM stops with \"No available memory for the cache blocks\"")
-        fixes += _weight_fixes(engine, ckpt, weights_gpu, overhead, budget, smallest, egpus)
+        fixes += fit_fixes.weight_fixes(engine, ckpt.weight_bits, weights_gpu, overhead, visible, util)
     elif kv_tokens < max_len:
-        est = kv_tokens // 1024 * 1024 if kv_tokens >= 1024 else kv_tokens
         verdict = (f"does not fit: one request of max_model_len {max_len} needs {gib(max_len * per_token)} of KV "
                    f"cache, {gib(available)} is left; vLLM refuses to start (estimated maximum model length "
                    f"{kv_tokens})")
-        fixes += _kv_fixes(engine, kv_tokens, per_token, max_len, 1, available, arch, tp, pp, spec_mtp, est_only=est)
+        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, 1, util, tp, arch.kv_heads, replan)
     elif not full:
         verdict = (f"fits, KV-limited: {kv_tokens} tokens of KV cache hold {conc:.1f} requests of max_model_len "
                    f"{max_len}, fewer than max_num_seqs {max_seqs}; longer requests queue when many run at once")
-        fixes += _kv_fixes(engine, kv_tokens, per_token, max_len, max_seqs, available, arch, tp, pp, spec_mtp)
+        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, max_seqs, util, tp, arch.kv_heads, replan)
     else:
         verdict = (f"fits: {kv_tokens} tokens of KV cache, {conc:.1f} requests of max_model_len {max_len} at once "
                    f"(max_num_seqs {max_seqs})")
@@ -239,27 +243,20 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         tensor_parallel_size=tp, weights_bytes=weights, weights_bytes_per_gpu=weights_gpu,
         overhead_bytes_per_gpu=overhead, budget_bytes_per_gpu=budget, available_kv_bytes=max(0, available),
         kv_bytes_per_token=per_token, kv_dtype=kv_dtype, max_model_len=max_len, max_num_seqs=max_seqs,
-        kv_cache_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=round(conc, 2), fits=fits,
+        kv_cache_needed_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=round(conc, 2), fits=fits,
         full_concurrency_fits=full, verdict=verdict, fixes=fixes, notes=notes, vllm_version=version,
         visible_bytes_per_gpu=visible, activation_bytes_per_gpu=p.activation, non_torch_bytes_per_gpu=p.non_torch,
         cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs),
         measured=_measured_view(last, kv_tokens, max(0, available)) if last else None, gpu_name=smallest.name,
-        settings=settings)
+        settings=settings, kv_cache_allocated_bytes=kv_tokens * per_token)
 
 
 def _serve_defaults(version: str, gpu) -> dict:
     """gpu_memory_utilization, max_num_seqs, max_num_batched_tokens of that vLLM version for this card (its spec
-    data), falling back to 0.19's where a spec says nothing."""
+    data), falling back to 0.19's where a spec says nothing (shared with the simulated engine)."""
     from appliance import vllm_versions
 
-    d_seqs, d_batched = default_batch_limits(gpu.memory_bytes, gpu.name)
-    try:
-        got = vllm_versions.serve_defaults(version, gpu.memory_bytes, gpu.name)
-    except (KeyError, ValueError):
-        got = {}
-    return {"gpu_memory_utilization": got.get("gpu_memory_utilization") or 0.9,
-            "max_num_seqs": got.get("max_num_seqs") or d_seqs,
-            "max_num_batched_tokens": got.get("max_num_batched_tokens") or d_batched}
+    return vllm_versions.effective_serve_defaults(version, gpu.memory_bytes, gpu.name)
 
 
 def _engine_vllm_version(engine: Engine) -> str:
@@ -311,50 +308,6 @@ def _impossible(engine: Engine, ckpt, egpus, msg: str, fixes: list[str]) -> Engi
                      catalog.weights_bytes(ckpt), 0, 0, 0, 0, 0, engine.kv_cache_dtype or "auto",
                      engine.max_model_len or ckpt.arch.max_position, engine.max_num_seqs or 0, 0, 0, 0.0, False,
                      False, "does not fit: " + msg, fixes)
-
-
-def _round_len(tokens: int) -> int:
-    """A max_model_len suggestion: a multiple of 1024 when large, of 16 otherwise."""
-    if tokens >= 4096:
-        return tokens // 1024 * 1024
-    return max(BLOCK, tokens // BLOCK * BLOCK)
-
-
-def _kv_fixes(engine: Engine, kv_tokens: int, per_token: int, max_len: int, seqs: int, available: int, arch, tp,
-              pp, spec_mtp, est_only: int | None = None) -> list[str]:
-    fixes = []
-    target_len = _round_len(kv_tokens // seqs)
-    if target_len >= BLOCK:
-        fixes.append(f"lower max_model_len to {target_len}")
-    if seqs > 1 and kv_tokens // max_len >= 1:
-        fixes.append(f"or max_num_seqs to {kv_tokens // max_len}")
-    dtype = engine.kv_cache_dtype or "auto"
-    if KV_DTYPE_BYTES.get(dtype) in (None, 2):
-        fp8_per_token = kv_bytes_per_token(arch, tp, "fp8", pp, spec_mtp and bool(arch.mtp_layers))
-        fp8_tokens = available // fp8_per_token // BLOCK * BLOCK
-        if fp8_tokens >= max_len * seqs:
-            fixes.append("or use kv_cache_dtype fp8")
-        else:
-            fixes.append(f"or use kv_cache_dtype fp8 (holds {fp8_tokens} tokens)")
-    util = engine.gpu_memory_utilization or 0.9
-    if util < 0.95:
-        fixes.append("or raise gpu_memory_utilization (0.95 at most leaves room for the desktop and CUDA)")
-    return fixes
-
-
-def _weight_fixes(engine: Engine, ckpt, weights_gpu, overhead, budget, smallest: GPU, egpus) -> list[str]:
-    fixes = []
-    need = weights_gpu + overhead
-    util_needed = need / smallest.visible()[0]
-    if util_needed < 0.97:
-        fixes.append(f"raise gpu_memory_utilization to {min(0.97, util_needed + 0.04):.2f}")
-    if ckpt.weight_bits >= 16:
-        fixes.append("use a quantized checkpoint (AWQ 4-bit weighs about a third) or quantization: fp8")
-    tp = engine.tensor_parallel_size
-    fixes.append(f"or spread it over more GPUs (tensor_parallel_size {tp * 2})")
-    if engine.max_num_batched_tokens and engine.max_num_batched_tokens > 2048:
-        fixes.append("or lower max_num_batched_tokens to 2048 (smaller activations)")
-    return fixes
 
 
 def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True, store=None) -> FitReport:

@@ -10,6 +10,16 @@ tests/calibration/):
     KV memory   = budget − weights − peak activation − non-torch increase (− a CUDA-graph estimate, see below)
     KV tokens   = ⌊KV memory / bytes per token / 16⌋ × 16      (16-token blocks, every attention layer)
 
+A model mixing sliding-window and full-attention layers (Gemma 2/3, EXAONE 4, gpt-oss) goes through vLLM's hybrid
+allocator: layers of each kind are cut into groups of G (G = the smaller kind's count), the larger kind is padded
+to whole groups, and every slot costs a page per block; the logged "GPU KV cache size" is blocks ÷ groups × 16, i.e.
+KV memory / (slots × bytes per layer). Gemma 3 1B: 22 sliding + 4 full → 24 + 4 = 28 slots ("Add 2 padding
+layers"), logged 950,864 tokens for 25.39 GiB = 28 × 1 KiB per token. (A sliding layer only ever holds its window,
+so long requests fit better than these tokens say: the count is conservative.)
+
+Weights: the loaded tensors plus each rotary embedding's cos/sin table (max positions × head dim in the model
+dtype, one per distinct rope): 10 MiB for Qwen3 0.6B, 1 % of its 1.12 GiB, which the logs show.
+
 Peak activation is the torch allocator's peak during `profile_run`: one dummy forward pass of
 max_num_batched_tokens tokens, then the sampler's dummy pass over min(max_num_seqs, tokens) rows of the
 vocabulary while the forward's hidden states are still alive. Whichever is larger sets the peak:
@@ -34,8 +44,9 @@ is sized and come out of the headroom above the budget. vLLM 0.21 added a profil
 RTX 4080, hybrids on 3090/5090/H200) KV = budget − (weights + non-torch) − activation exactly, so the estimate is
 only subtracted when a start says it was (`cudagraph_profiled=True`, e.g. from a measurement of this rig).
 
-Limits: linear-attention / mamba hybrids (fixed per-sequence state, larger blocks), sliding-window layers
-(counted as full attention: conservative), MoE (activations of the fused-MoE workspace are approximated),
+Limits: linear-attention / mamba hybrids (fixed per-sequence state, larger blocks), versions that report the
+tokens of sliding-window models from the window (newer Gemma 4 starts), MoE (activations of the fused-MoE
+workspace are approximated),
 multimodal encoders (the encoder's profiling pass is not modelled). The rig's own measurements
 (appliance.measured) replace the estimated overhead once an engine has started on the card.
 """
@@ -93,11 +104,29 @@ def kv_dtype_bytes(kv_cache_dtype: str | None, model_dtype: str = "bfloat16") ->
 def kv_bytes_per_token(arch, tp: int, kv_cache_dtype: str | None, pp: int = 1, spec_mtp: bool = False) -> int:
     """2 × KV layers × KV heads per TP rank × head dim × bytes, for one GPU (pipeline stages split the layers;
     KV heads are replicated when tensor parallelism exceeds them; MLA stores one latent, not K and V)."""
-    layers = arch.kv_layers + (arch.mtp_layers if spec_mtp else 0)
+    layers = (getattr(arch, "kv_layer_slots", 0) or arch.kv_layers) + (arch.mtp_layers if spec_mtp else 0)
     layers_per_stage = math.ceil(layers / pp)
     heads_per_rank = max(1, math.ceil(arch.kv_heads / tp))
     factor = 1 if arch.mla else 2
     return factor * layers_per_stage * heads_per_rank * arch.head_dim * kv_dtype_bytes(kv_cache_dtype, arch.dtype)
+
+
+def padded_kv_slots(layers_per_kind: list[int]) -> int:
+    """KV layer slots of a model mixing sliding-window and full-attention layers (same page size), as vLLM's
+    hybrid allocator lays them out: groups of G layers share G memory pools, G = the smallest kind's count (or the
+    largest when it is under 1.25 × the smallest); each kind is padded up to whole groups ("Add N padding layers,
+    may waste at most X% KV cache memory"). Every slot costs a full page per block of 16 tokens."""
+    counts = [n for n in layers_per_kind if n > 0]
+    if len(counts) < 2:
+        return sum(counts)
+    group = min(counts) if max(counts) >= 1.25 * min(counts) else max(counts)
+    return sum(math.ceil(n / group) * group for n in counts)
+
+
+def rope_cache_bytes(arch) -> int:
+    """vLLM keeps each rotary embedding's cos/sin table on the GPU in the model dtype: max positions × head dim,
+    one per distinct rope (Gemma 3 has a local and a global one). Loaded with the weights, so in "Model loading"."""
+    return getattr(arch, "rope_caches", 1) * arch.max_position * arch.head_dim * dtype_bytes(arch.dtype)
 
 
 def visible_bytes(nvml_bytes: int, measured: int | None = None) -> int:
@@ -122,14 +151,24 @@ def param_counts(arch) -> tuple[int, int]:
     return linear, embed + small + arch.extra_params
 
 
+# Integer formats that store a scale and a zero per group whatever the width (GPTQ, its AutoRound export that vLLM
+# loads as `inc`): their 8-bit variant keeps the groups too. FP8 and compressed-tensors INT8 scale per channel.
+GROUPED_8BIT = {"gptq", "gptq_marlin", "auto-round", "auto_round", "autoround", "inc"}
+
+
 def weight_bytes_per_param(method: str | None, bits: float, group_size: int = 128) -> float:
-    """Bytes per quantized weight: 4-bit with a 16-bit scale and a packed 4-bit zero per group (AWQ/GPTQ),
-    8-bit (FP8/INT8, per-channel or 128×128-block scales: negligible), or the checkpoint's 16 bits."""
+    """Bytes per quantized weight, as vLLM's GPTQ/AWQ Marlin layers hold them: the packed `bits`-bit weight plus,
+    per group of `group_size` input rows, an fp16 scale and a zero packed at the same width (GPTQ keeps its qzeros
+    tensor even when symmetric; Marlin's repack keeps the sizes). 4-bit always comes in groups (AWQ, GPTQ); 8-bit
+    only for the GPTQ family (Qwen's GPTQ-Int8: +3 bytes per 128 weights, 2.3 %), FP8/INT8 otherwise scale per
+    channel (negligible). group_size -1 (GPTQ "per column") is one group per input dimension: negligible too.
+    The act-order index (g_idx, one int32 per input row of each layer) is under 0.5 % and left out."""
     if not method or bits >= 16:
         return 2.0
     per = bits / 8
-    if bits <= 4.5:
-        per += (2 + 0.5) / max(1, group_size)
+    grouped = bits <= 4.5 or str(method).lower() in GROUPED_8BIT
+    if grouped and group_size > 0:
+        per += (2 + bits / 8) / group_size
     return per
 
 
@@ -143,7 +182,7 @@ def estimated_weights_bytes(arch, method: str | None, bits: float, group_size: i
         linear, other = param_counts(arch)
     width = dtype_bytes(arch.dtype)
     return int(other * width + linear * (width if not method or bits >= 16 else
-                                         weight_bytes_per_param(method, bits, group_size)))
+                                         weight_bytes_per_param(method, bits, group_size))) + rope_cache_bytes(arch)
 
 
 def _ffn_width(arch, tp: int) -> float:

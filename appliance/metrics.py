@@ -19,7 +19,8 @@ ENGINE_METRICS = tuple(VLLM + n for n in (
     "generation_tokens", "prompt_tokens", "num_requests_running", "num_requests_waiting", "kv_cache_usage_perc",
     "time_to_first_token_seconds", "spec_decode_num", "request_success", "cache_config_info"))
 LITELLM_METRICS = ("litellm_proxy_total_requests_metric", "litellm_deployment_successful_fallbacks",
-                   "litellm_proxy_failed_requests_metric")
+                   "litellm_proxy_failed_requests_metric",
+                   "litellm_input_tokens_metric", "litellm_output_tokens_metric")  # hosted spend (costs.py)
 
 
 @dataclass(frozen=True)

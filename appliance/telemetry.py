@@ -86,6 +86,9 @@ class ProxySnap:
     errors: float = 0.0
     listen: tuple[str, ...] = ()  # where the agents' port listens, from the kernel's socket table (listening.py)
     lan: bool = False  # reachable from the LAN (listens on anything but loopback)
+    routes: dict = field(default_factory=dict)  # alias → its route (appliance.routes: engine, then fallbacks)
+    local_only: bool = False  # the owner's settings: no hosted model is reachable
+    spend_usd: dict | None = None  # alias → today's hosted spend in USD (None: LiteLLM's counters not read)
 
 
 @dataclass(frozen=True)
@@ -168,12 +171,16 @@ class Sampler:
         profile = self.stack.active_profile()
         engines = []
         if profile is not None:
+            record = rig.state.load()
             try:
                 states = {s.service: s for s in rig.runtime.states(self.stack.project(profile.name))}
+                if not record.starting and not any(s.alive for s in states.values()):
+                    from appliance.doctor import stale_message
+
+                    warnings.append(stale_message(profile.name))  # the record is not the truth: say so
             except ApplianceError as exc:
                 states = {}
                 warnings.append(f"runtime: {exc.message}")
-            record = rig.state.load()
             draining = bool(record.starting) and record.starting != profile.name  # a switch drains these
             for e in profile.engines:
                 st = states.get(e.label)
@@ -267,6 +274,7 @@ class Sampler:
             scrape = None
         if scrape is not None:
             snap = proxy_counts(snap, scrape)
+        snap = proxy_routes(snap, self.stack, scrape)
         if state.socket:
             snap = frontdoor_counts(snap, state.socket, self.stack)
         self._proxy_last = (time.time(), snap)
@@ -290,6 +298,27 @@ def proxy_counts(snap: ProxySnap, scrape: metrics.Scrape) -> ProxySnap:
     errors = sum(v for _, v in scrape.series("litellm_proxy_failed_requests_metric_total"))
     return replace(snap, requests_local=local, requests_fallback=fallback, fallbacks=sum(fallback.values()),
                    errors=errors)
+
+
+def proxy_routes(snap: ProxySnap, stack, scrape: metrics.Scrape | None) -> ProxySnap:
+    """Where each alias's requests can go (the plan the front door serves) and today's hosted spend per alias
+    (LiteLLM's token counters × the bundled price map; None without a scrape). Settings that do not load leave
+    the routes empty: `status` and `endpoint` name the mistake."""
+    from dataclasses import replace
+
+    from appliance import costs, routes
+    from appliance.errors import ApplianceError
+
+    try:
+        profile = stack.front_door.serving()
+        pl = stack.front_door.plan(profile)
+    except ApplianceError:
+        return snap
+    spend = None
+    if scrape is not None:
+        spend = costs.today_by_alias(scrape, {n: h.litellm_model for n, h in pl.hosted.items()},
+                                     costs.ledger_for(stack.rig))
+    return replace(snap, routes=routes.alias_routes(pl, profile), local_only=pl.local_only, spend_usd=spend)
 
 
 def frontdoor_counts(snap: ProxySnap, sock: str, stack) -> ProxySnap:

@@ -146,6 +146,22 @@ def serve_defaults(version: str | None, memory_bytes: int | None = None, gpu_nam
             for dest in ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")}
 
 
+def effective_serve_defaults(version: str | None, memory_bytes: int, gpu_name: str) -> dict[str, object]:
+    """serve_defaults for this card with 0.19's values (appliance.memory.default_batch_limits, 0.9) where a spec
+    says nothing: the one resolution `appliance check` and the simulated engine share, so both size the same KV
+    cache for a profile that leaves these out."""
+    from appliance import memory
+
+    d_seqs, d_batched = memory.default_batch_limits(memory_bytes, gpu_name)
+    try:
+        got = serve_defaults(version, memory_bytes, gpu_name)
+    except (KeyError, ValueError):
+        got = {}
+    return {"gpu_memory_utilization": got.get("gpu_memory_utilization") or 0.9,
+            "max_num_seqs": got.get("max_num_seqs") or d_seqs,
+            "max_num_batched_tokens": got.get("max_num_batched_tokens") or d_batched}
+
+
 def default_of(spec: Spec, dest: str, platform: str = "gpu"):
     """What vLLM uses for an option the profile leaves out (the serve-time value where the parser says None)."""
     d = spec.defaults.get(dest)

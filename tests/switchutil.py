@@ -67,6 +67,7 @@ class SwitchReport:
     local_again_s: float | None  # from the start of the switch until `local` was served locally again
     speed_ratio: float | None  # in-flight streams: tok/s after the switch began ÷ their own tok/s before it
     seconds: float  # how long the switch took
+    errors: tuple[str, ...] = ()  # of each failed request: what it asked, where it went, when, the error
 
 
 def run_switches(stack, sequence: list[str], agents: int = 6, settle_s: float = 3.0,
@@ -140,7 +141,9 @@ def _report(source, target, ok, results, t0, t1, local_id) -> SwitchReport:
                         sum(1 for r in failed if r.ttft_s is not None), len(held),
                         max((r.held_ms for r in held), default=0) / 1000,
                         sum(1 for r in during if r.ok and (r.model_id or "").startswith("hosted:")),
-                        min(again) if again else None, ratio, t1 - t0)
+                        min(again) if again else None, ratio, t1 - t0,
+                        tuple(f"{r.model_id or '-'} started {r.t_start - t0:+.1f} s, ttft {r.ttft_s}, "
+                              f"{r.output_tokens} tokens, held {r.held_ms} ms: {r.error}" for r in failed))
 
 
 def table(reports: list[SwitchReport]) -> str:
@@ -152,6 +155,7 @@ def table(reports: list[SwitchReport]) -> str:
         speed = f"{r.speed_ratio:.2f}" if r.speed_ratio is not None else "–"
         rows.append(f"{r.source + ' → ' + r.target:<58}{r.in_flight:>10}{r.requests:>9}{r.failed:>7}{r.cut:>5}"
                     f"{r.held:>5}{r.longest_hold_s:>11.1f} s{r.fallback:>9}{again:>12}{speed:>7}")
+        rows += [f"    failed: {e}" for e in r.errors]
     return "\n".join(rows)
 
 

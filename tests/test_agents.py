@@ -346,6 +346,27 @@ def test_hosted_cost_matches_the_price_map(rig):
     assert today["hosted-mini"] == pytest.approx(s.usd)
 
 
+def test_status_shows_todays_hosted_spend_per_alias(rig):
+    """After the hosted request above: `status` (text and JSON) shows the same spend per alias as the ledger, in
+    USD, and the route of each alias."""
+    from appliance import routes
+    from appliance.cli.agents import spend_today
+
+    today = spend_today(rig, rig.front_door.plan())
+    assert today.get("hosted-mini", 0) > 0, today
+    args = [sys.executable, "-m", "appliance", "status", "--sim", "--runtime", "process", "--window", "0.2"]
+    text = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=os.environ)
+    assert text.returncode == 0, text.stderr
+    rows = {ln.split()[1]: ln for ln in text.stdout.splitlines() if ln.startswith("#   ")}
+    assert rows["hosted-mini"].endswith(routes.usd(today["hosted-mini"])), text.stdout
+    assert "engine main → hosted hosted-mini" in rows["local"], text.stdout
+    data = json.loads(subprocess.run(args + ["--json"], capture_output=True, text=True, cwd=REPO,
+                                     env=os.environ).stdout)
+    assert data["hosted_spend_today_usd"]["hosted-mini"] == pytest.approx(today["hosted-mini"])
+    assert data["proxy"]["spend_usd"]["hosted-mini"] == pytest.approx(today["hosted-mini"])
+    assert [h["kind"] for h in data["proxy"]["routes"]["local"]] == ["engine", "hosted"]
+
+
 def test_profile_without_fallbacks_never_reaches_a_hosted_model(rig):
     """Last in this module: switches the rig to `solo` (no proxy fallbacks, no hosted models)."""
     from appliance.profile import load_profile

@@ -64,3 +64,31 @@ def test_models_yaml_bad_size_names_file_field_and_fix(tmp_path, monkeypatch):
     with pytest.raises(ProfileError) as err:
         catalog.lookup("acme/bad", use_hf_cache=False)
     assert "models.yaml" in str(err.value) and "weights_bytes" in str(err.value) and "'lots'" in str(err.value)
+
+
+def test_gptq_storage_per_weight():
+    """GPTQ (and its AutoRound export, `inc` in vLLM) stores an fp16 scale and a zero packed at the weight's width per
+    group of input rows, at 4 and at 8 bits; FP8 and compressed-tensors INT8 scale per channel. Per-column GPTQ
+    (group_size -1) has one group per input dimension, so its groups cost nothing, not 2.5 bytes a weight."""
+    assert memory.weight_bytes_per_param("gptq", 4, 128) == pytest.approx(0.5 + 2.5 / 128)
+    assert memory.weight_bytes_per_param("auto-round", 4, 128) == pytest.approx(0.5 + 2.5 / 128)
+    assert memory.weight_bytes_per_param("gptq", 8, 128) == pytest.approx(1 + 3 / 128)  # Qwen GPTQ-Int8: +2.3 %
+    assert memory.weight_bytes_per_param("fp8", 8, 128) == 1.0
+    assert memory.weight_bytes_per_param("compressed-tensors", 8, 128) == 1.0
+    assert memory.weight_bytes_per_param("gptq", 4, -1) == 0.5
+    arch = catalog.arch_from_config(QWEN25_7B, "t")
+    linear, other = memory.param_counts(arch)
+    per_column = memory.estimated_weights_bytes(arch, "gptq", 4, -1)
+    assert per_column == pytest.approx(linear * 0.5 + other * 2 + memory.rope_cache_bytes(arch), rel=1e-6)
+    assert per_column < memory.estimated_weights_bytes(arch, "gptq", 4, 128) < 0.4 * memory.estimated_weights_bytes(
+        arch, None, 16)
+
+
+def test_models_yaml_pasted_gptq_per_column(tmp_path, monkeypatch):
+    """A pasted GPTQ quantization_config with group_size -1 reaches the estimate as per-column groups."""
+    _write_models(tmp_path, monkeypatch, {"acme/Qwen-7B-GPTQ": dict(QWEN25_7B, torch_dtype="float16",
+                  quantization_config={"quant_method": "gptq", "bits": 4, "group_size": -1, "desc_act": False})})
+    ck = catalog.lookup("acme/Qwen-7B-GPTQ", use_hf_cache=False)
+    assert ck.quant_method == "gptq" and ck.group_size == -1
+    linear, other = memory.param_counts(ck.arch)
+    assert catalog.weights_bytes(ck) / GIB == pytest.approx((linear * 0.5 + other * 2) / GIB, rel=0.01)

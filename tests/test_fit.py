@@ -31,7 +31,8 @@ def test_4090_agent_seed_figures():
     assert e.kv_bytes_per_token == 2 * 48 * 8 * 128 * 1 == 98304
     assert 8192 * 8 * e.kv_bytes_per_token == 6 * GIB
     assert abs(e.weights_bytes / 1e9 - 10.2) / 10.2 < 0.03
-    assert e.kv_cache_bytes == 16384 * 32 * 98304
+    assert e.kv_cache_needed_bytes == 16384 * 32 * 98304  # the requirement, not the cache vLLM allocates
+    assert e.kv_cache_allocated_bytes == e.kv_tokens * e.kv_bytes_per_token <= e.available_kv_bytes
     assert e.fits and not e.full_concurrency_fits  # 32 × 16k does not fit; vLLM starts and queues
     assert 7 <= e.max_concurrency_at_max_len < 9  # the seed: "sustains roughly 8-10 active agent sessions"
 
@@ -127,9 +128,13 @@ def test_check_json_keys(profile):
     data = json.loads(out.stdout)
     assert data["fits"] is True
     for e in data["engines"]:
-        for key in ("kv_bytes_per_token", "weights_bytes", "kv_cache_bytes", "available_kv_bytes",
-                    "max_concurrency_at_max_len", "fits"):
+        for key in ("kv_bytes_per_token", "weights_bytes", "kv_cache_needed_bytes", "kv_cache_allocated_bytes",
+                    "available_kv_bytes", "kv_tokens", "max_concurrency_at_max_len", "fits"):
             assert key in e
+        # the old ambiguous name is gone: it held the requirement, and new users read it as the allocation
+        assert "kv_cache_bytes" not in e
+        assert e["kv_cache_allocated_bytes"] == e["kv_tokens"] * e["kv_bytes_per_token"]
+        assert e["kv_cache_needed_bytes"] == e["max_model_len"] * e["max_num_seqs"] * e["kv_bytes_per_token"]
 
 
 def test_check_gpu_argument_and_exit_code():

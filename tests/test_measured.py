@@ -44,6 +44,8 @@ def calibration_cases():
 @pytest.mark.parametrize("case", calibration_cases(), ids=lambda c: c["id"])
 def test_reader_replays_every_published_gpu_log(case):
     """The reader gets what vLLM logged: KV memory, tokens when logged, weights (per GPU), the CUDA total."""
+    if "Available KV cache memory:" not in case["log"]:
+        pytest.skip("published as a table of vLLM's figures or as a refused start: no startup line to replay")
     m = measured.measurement(case["model"], case["card"], str(case["vllm_version"]), case["settings"],
                              log_text=case["log"], now=1.0)
     logged = case["logged"]

@@ -108,3 +108,33 @@ def test_startup_phases():
     assert tl[1]["elapsed_s"] == 40.0 and tl[2]["elapsed_s"] == 20.0
     assert "GPU KV cache size: 125,424 tokens" in tr.details
     assert tr.silent_for(100.0) == 39.0
+
+
+NO_KV = "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when initializing"
+TOO_SMALL = ("ValueError: To serve at least one request with the models's max seq len (262144), (16.0 GiB KV cache is "
+             "needed, which is larger than the available KV cache memory (5.31 GiB). Based on the available memory, "
+             "the estimated maximum model length is 86960. Try increasing `gpu_memory_utilization`")
+
+
+@pytest.mark.parametrize("line", [NO_KV, TOO_SMALL])
+def test_out_of_kv_at_high_utilization_does_not_suggest_raising_it(line):
+    """vLLM's own message says "try increasing gpu_memory_utilization" whatever it is; at 0.95 or more that moves the
+    OOM to CUDA-graph capture, so the fix must name what helps instead."""
+    low = diagnose(["INFO starting", line], exit_code=1, gpu_memory_utilization=0.9)
+    high = diagnose(["INFO starting", line], exit_code=1, gpu_memory_utilization=0.95)
+    assert "gpu_memory_utilization" in low.fix and "already" not in low.fix
+    assert "already 0.95" in high.fix and "raise gpu_memory_utilization" not in high.fix
+    assert "tensor_parallel_size" in high.fix
+    if line is TOO_SMALL:
+        assert "max_model_len to 86960" in high.fix
+    else:
+        assert "max_num_batched_tokens" in high.fix
+
+
+def test_utilization_read_from_the_log_when_the_caller_does_not_know_it():
+    args = ("(APIServer pid=1) INFO [utils.py:233] non-default args: {'model': 'Qwen/Qwen3-8B', "
+            "'gpu_memory_utilization': 0.97, 'max_model_len': 32768}")
+    d = diagnose([args, "INFO loading", NO_KV], exit_code=1)
+    assert d.kind == "no_kv_memory" and "already 0.97" in d.fix
+    d = diagnose(["INFO loading", NO_KV], exit_code=1)  # unknown (vLLM's default 0.9 is not logged): the usual fix
+    assert "raise gpu_memory_utilization" in d.fix

@@ -155,12 +155,14 @@ def test_compose_service_comes_up_on_host_network_and_goes_away(bed, tmp_path):
                 break
             time.sleep(0.2)
         assert "hi" in logs.split(), logs
+        # the container ends on SIGTERM, not on the SIGKILL compose sends after the timeout (init: true forwards it)
+        stop = _compose(project, path, "stop", "--timeout", "30")
+        assert stop.returncode == 0, stop.stderr
+        code = testbed.docker_cli(["inspect", "-f", "{{.State.ExitCode}}", ids[0]]).stdout.strip()
+        assert code != "137", "the container was SIGKILLed: the SIGTERM did not reach python (init: true)"
     finally:
-        started = time.monotonic()
         down = _compose(project, path, "down", "--timeout", "10")
-        took = time.monotonic() - started
     assert down.returncode == 0, down.stderr
-    assert took < 8, f"down took {took:.1f} s: the SIGTERM did not reach python (init: true)"
     left = testbed.docker_cli(["ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"])
     assert left.stdout.split() == []
     assert _networks() == {"host", "none"}

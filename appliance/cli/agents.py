@@ -66,15 +66,36 @@ def routes_by_alias(pl) -> dict[str, dict]:
     return {a: {"route": pl.where(a), "hosted": pl.reaches_hosted(a)} for a in pl.served()}
 
 
-def print_routes(pl, spend: dict[str, float] | None = None) -> None:
-    """The per-alias table `endpoint` and `status` print."""
+def print_routes(pl, profile=None, spend: dict[str, float] | None = None, *, with_spend: bool = False) -> None:
+    """The per-alias table `endpoint` and `status` print (`#` lines: `endpoint`'s output can be sourced).
+    `with_spend`: a column with today's hosted spend per alias (USD; `spend` None: the counters were not read)."""
+    from appliance import routes
+
     print(f"# where requests go (profile {pl.profile or 'none running'}"
           + (", local only: no hosted model" if pl.local_only else "") + "):")
-    for a, r in routes_by_alias(pl).items():
-        cost = f"  (today: ${spend[a]:.4f})" if spend and a in spend else ""
-        print(f"#   {a:<16} {' → '.join(r['route'])}{cost}")
-    if not pl.served():
+    table = routes.alias_routes(pl, profile)
+    if not table:
         print("#   (nothing: start a profile with `appliance up PROFILE`)")
+    width = max([len(a) for a in table] + [14]) + 2
+    texts = {a: routes.route_text(r) for a, r in table.items()}
+    rw = max([len(t) for t in texts.values()] + [5]) + 2
+    if with_spend and table:
+        print(f"#   {'ALIAS':<{width}}{'ROUTE':<{rw}}HOSTED TODAY")
+    for a, r in table.items():
+        cost = ""
+        if with_spend:
+            cost = (routes.usd((spend or {}).get(a, 0.0)) if spend is not None else "unknown") \
+                if routes.reaches_hosted(r) or (spend or {}).get(a) else "– (local)"
+        print(f"#   {a:<{width}}{texts[a]:<{rw}}{cost}".rstrip())
+    if not with_spend:
+        return
+    for a in sorted(set(spend or {}) - set(table)):  # spent earlier today under a profile that ran then
+        print(f"#   {a:<{width}}{'(not served now)':<{rw}}{routes.usd(spend[a])}")
+    if spend is None:
+        print("# hosted spend today: unknown (LiteLLM's counters could not be read)")
+    else:
+        print(f"# hosted spend today: {routes.usd(sum(spend.values()))} in all (USD: LiteLLM's token counts × its "
+              "bundled price map; requests a fallback answered count under the hosted model's name)")
 
 
 def cmd_endpoint(args) -> int:
@@ -124,7 +145,7 @@ def cmd_endpoint(args) -> int:
     print(f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={shown}   # Claude Code's background model: otherwise it asks "
           "for a claude-haiku name the front door does not serve")
     print()
-    print_routes(pl)
+    print_routes(pl, profile)
     return 0
 
 
@@ -133,7 +154,7 @@ def spend_today(stack, pl) -> dict[str, float]:
     proxy does not answer."""
     import time
 
-    from appliance import costs, http, metrics, paths, secrets
+    from appliance import costs, http, metrics, secrets
 
     proxy = stack.rig.state.load().proxy
     if not proxy:
@@ -145,6 +166,4 @@ def spend_today(stack, pl) -> dict[str, float]:
         return {}
     scrape = metrics.parse(r.body or "", time.time())
     hosted = {name: h.litellm_model for name, h in pl.hosted.items()}
-    ledger = costs.SpendLedger(stack.rig.dir / "spend.json" if hasattr(stack.rig, "dir") else
-                               paths.state_dir() / "spend.json")
-    return costs.today_by_alias(scrape, hosted, ledger)
+    return costs.today_by_alias(scrape, hosted, costs.ledger_for(stack.rig))

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 def cmd_doctor(args) -> int:
     from appliance.cli.common import _rig
-    from appliance.doctor import examine
+    from appliance.doctor import examine, stale_active
 
     rig = _rig(args)
     diag = examine(rig, repair=not args.dry_run)
     if diag.state_error is None:
         st = diag.state
+        stale = stale_active(rig, st)
+        if stale:  # readable, but not the truth: say so, and what to do (the owner decides: up or down)
+            print(f"state: STALE ({rig.state.path}) — {stale}")
+            return 1
         print(f"state: fine ({rig.state.path})")
         print(f"  active: {st.active.name if st.active else 'none'}; front door: "
               f"{f'{st.proxy.host}:{st.proxy.port}' if st.proxy else 'not recorded'}; original power limits kept: "

@@ -69,7 +69,7 @@ def _print_fit(report, profile, source: str) -> None:
         print(f"engine {e.engine}: {e.model}  (facts from {e.model_source})")
         print(f"  GPUs {', '.join(map(str, e.gpus)) or '-'}, tensor parallel {e.tensor_parallel_size}")
         overhead_how = (e.inputs or {}).get("overhead", "estimated")
-        kv = f"{_gib(e.available_kv_bytes)} per GPU → {e.kv_tokens:,} tokens"
+        kv = f"{_gib(e.available_kv_bytes)} per GPU → {e.kv_tokens:,} tokens (what vLLM allocates)"
         if e.measured:
             m = e.measured
             kv += (f" (last measured on this rig: {m.get('kv_cache_tokens', 0):,} tokens, vLLM "
@@ -84,8 +84,8 @@ def _print_fit(report, profile, source: str) -> None:
                          f"graphs {_gib(e.cudagraph_bytes_per_gpu)}; {overhead_how})"),
             ("KV cache", kv),
             ("KV per token", f"{e.kv_bytes_per_token / 1024:.1f} KiB per GPU (kv_cache_dtype {e.kv_dtype})"),
-            (f"KV for {e.max_model_len:,} × {e.max_num_seqs}",
-             f"{_gib(e.kv_cache_bytes)} per GPU (max_model_len × max_num_seqs)"),
+            (f"KV needed {e.max_model_len:,} × {e.max_num_seqs}",
+             f"{_gib(e.kv_cache_needed_bytes)} per GPU (max_model_len × max_num_seqs at once)"),
             ("at max_model_len", f"{e.max_concurrency_at_max_len:.1f} requests at once"),
         ]
         for k, v in rows:

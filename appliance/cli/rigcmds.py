@@ -76,8 +76,22 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
+    """The rig now. With --json, stdout is JSON whatever happens (an `error` field and a non-zero exit when the
+    state cannot be read; the human message goes to stderr)."""
+    from appliance.errors import ApplianceError
+
+    try:
+        return _status(args)
+    except ApplianceError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": exc.message, "hint": exc.hint}, indent=2))
+        raise
+
+
+def _status(args) -> int:
     import time
 
+    from appliance.doctor import stale_active
     from appliance.stack import Stack
     from appliance.telemetry import Sampler
 
@@ -89,17 +103,20 @@ def cmd_status(args) -> int:
         snap = sampler.sample()
     finally:
         sampler.close()
-    from appliance.cli.agents import print_routes, routes_by_alias, spend_today
+    from appliance.cli.agents import print_routes, routes_by_alias
 
+    stale = stale_active(stack.rig)
     plan = stack.front_door.plan()
-    spend = spend_today(stack, plan) if snap.proxy else {}
+    spend = snap.proxy.spend_usd if snap.proxy else None
     if args.json:
-        print(json.dumps({**snap.to_dict(), "routes": routes_by_alias(plan), "hosted_spend_today_usd": spend},
-                         indent=2, default=str))
+        print(json.dumps({**snap.to_dict(), "ok": stale is None, "state_problem": stale,
+                          "routes": routes_by_alias(plan), "hosted_spend_today_usd": spend or {},
+                          "hosted_spend_known": spend is not None}, indent=2, default=str))
         return 0
     rig = stack.rig.label
     proxy = f"proxy {snap.proxy.url} ({snap.proxy.status})" if snap.proxy else "proxy not started"
-    print(f"{rig} · profile {snap.profile or '(none running)'} · {proxy}")
+    shown = f"{snap.profile} — NOT RUNNING" if stale else (snap.profile or "(none running)")
+    print(f"{rig} · profile {shown} · {proxy}")  # the sampler's warnings below say why and what to do
     for w in snap.warnings:
         print(f"! {w}")
     if snap.gpus:
@@ -131,7 +148,7 @@ def cmd_status(args) -> int:
         print(f"proxy errors: {snap.proxy.errors:.0f} (requests since the proxy started)")
     if snap.proxy:
         print()
-        print_routes(plan, spend)
+        print_routes(plan, stack.front_door.serving(), spend, with_spend=True)
     if snap.tokens_per_joule is not None:
         print(f"\nefficiency: {snap.tokens_per_joule:.3f} tok/J · {snap.watts_per_tps:.2f} W per tok/s "
               f"({_fmt(snap.generation_tps, 'tok/s', 1)} at {_fmt(snap.power_w, 'W')})")

@@ -189,11 +189,14 @@ class Runner:
         spec_mtp = str(sc.get("method", "")) == "mtp" or str(sc.get("method", "")).endswith("_mtp")
         plan = physics.memory_plan(card, cfg.tp, eng.size, cfg.gpu_memory_utilization, cfg.kv_cache_dtype,
                                    cfg.max_model_len_arg, cfg.enforce_eager, cfg.max_num_seqs,
-                                   cfg.ns.max_num_batched_tokens, spec_mtp)
+                                   cfg.ns.max_num_batched_tokens, spec_mtp, vllm_version=sim_version())
         plan = _with_local_facts(plan, localmodel.read(cfg.model, cfg.kv_cache_dtype), cfg)
         eng.plan = plan
         eng.max_model_len = plan.max_model_len
-        eng.max_num_seqs = cfg.max_num_seqs or (1024 if card.memory_gib >= 70 and "A100" not in card.name else 256)
+        from appliance import vllm_versions  # lazy: the engine's import stays stdlib + vllm_spec
+
+        eng.max_num_seqs = cfg.max_num_seqs or int(vllm_versions.effective_serve_defaults(
+            sim_version(), card.memory_bytes, card.name)["max_num_seqs"])
 
         # APPLIANCE_SIM_MEMORY_CHECK=0: no natural OOM/KV failures (stand-ins for hosted models with huge contexts)
         strict = os.environ.get("APPLIANCE_SIM_MEMORY_CHECK", "1") != "0"

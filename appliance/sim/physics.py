@@ -19,6 +19,10 @@ Board power under load per GPU = idle + (limit − idle) × busy(c), busy = 0.75
 Weights: the parameter count comes from the model name ("14B", "Qwen3.5-27B", "0.5B", "8x7B"; for MoE names
 like "30B-A3B" the active 3B drive decode) or env APPLIANCE_SIM_PARAMS_B; bytes per parameter from
 --quantization or name hints (awq/gptq/int4/4bit → 0.55, fp8/int8 → 1.05, else 2).
+
+Memory at start is not modelled here: memory_plan calls appliance.memory.plan, the fit check's model (budget of
+what CUDA sees, activation peak, non-torch memory, KV bytes per token from the shape), so the simulated engine's
+"Available KV cache memory" and "GPU KV cache size" are what `appliance check` predicts for the same profile.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ ACCEPTANCE = 0.70
 DEFAULT_PARAMS_B = 8.0
 DEFAULT_MAX_MODEL_LEN = 32768  # the "native" context length when --max-model-len is not given
 KV_BYTES_PER_TOKEN_PER_B = 16 * 1024  # bf16 KV bytes per token per billion parameters (8B → 128 KiB)
-ACTIVATION_PEAK_BYTES = int(1.5 * GIB)  # profile_run peak + non-torch memory, per GPU
-CUDA_GRAPH_BYTES = int(0.4 * GIB)
+ACTIVATION_PEAK_BYTES = int(1.5 * GIB)  # overhead of a model outside the catalog (no shape to count from)
+CUDA_GRAPH_BYTES = int(0.4 * GIB)  # captured after the KV cache is sized, above the budget
 BLOCK_SIZE = 16
 
 _FOUR_BIT_QUANT = {"awq", "awq_marlin", "gptq", "gptq_marlin", "gguf", "bitsandbytes", "moe_wna16", "cpu_awq",
@@ -254,17 +258,19 @@ def ttft_s(prompt_tokens: int, prefill_tok_s: float, queue_s: float = 0.0) -> fl
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    """vLLM's startup memory arithmetic, per GPU (techref §1.7)."""
+    """vLLM's startup memory arithmetic, per GPU: appliance.memory.plan, the fit check's own model, so the KV cache
+    the simulated engine logs is the one `appliance check` predicts for the same profile and card."""
 
-    total_bytes: int
-    requested_bytes: int  # ceil(total × gpu_memory_utilization)
+    total_bytes: int  # NVML's total (what nvidia-smi shows)
+    requested_bytes: int  # the budget: gpu_memory_utilization × visible_bytes
     weight_bytes: int
-    activation_bytes: int
-    cuda_graph_bytes: int
+    activation_bytes: int  # everything vLLM subtracts besides weights: activation peak, non-torch, graph estimate
+    cuda_graph_bytes: int  # graphs captured after the KV cache is sized (out of the headroom above the budget)
     kv_available_bytes: int  # may be ≤ 0
     kv_bytes_per_token: int
     max_model_len: int
     kv_needed_bytes: int  # for one request of max_model_len
+    visible_bytes: int = 0  # what CUDA reports as total (cudaMemGetInfo), a little under NVML's
 
     @property
     def kv_tokens(self) -> int:
@@ -289,35 +295,42 @@ def memory_plan(
     card: Card,
     tp: int,
     size: ModelSize,
-    gpu_memory_utilization: float = 0.9,
+    gpu_memory_utilization: float | None = None,
     kv_cache_dtype: str | None = None,
     max_model_len: int | None = None,
     enforce_eager: bool = False,
     max_num_seqs: int | None = None,
     max_num_batched_tokens: int | None = None,
     spec_mtp: bool = False,
+    vllm_version: str | None = None,
 ) -> MemoryPlan:
-    total = card.memory_bytes
-    requested = math.ceil(total * gpu_memory_utilization)
+    """The budget is gpu_memory_utilization × what CUDA sees (cards.visible_bytes); settings left out take that
+    vLLM version's defaults for the card (vllm_versions.effective_serve_defaults), the sampler is the version's.
+    A model outside the catalog has no shape: its KV bytes per token and overhead are rough (see the module doc)."""
+    from appliance import cards, memory, vllm_versions
+
+    visible, _ = cards.visible_bytes(card.name, card.memory_bytes)
+    d = vllm_versions.effective_serve_defaults(vllm_version, card.memory_bytes, card.name)
+    util = gpu_memory_utilization or float(d["gpu_memory_utilization"])
+    seqs, batched = max_num_seqs or int(d["max_num_seqs"]), max_num_batched_tokens or int(d["max_num_batched_tokens"])
     weights = size.weight_bytes // max(1, tp)
     graphs = 0 if enforce_eager else CUDA_GRAPH_BYTES
-    if size.arch is not None:  # the fit check's own model (appliance.memory)
-        from appliance import memory
-
-        seqs_d, batched_d = memory.default_batch_limits(card.memory_bytes, card.name)
-        activation = memory.overhead_bytes(size.arch, tp, 1, max_num_seqs or seqs_d,
-                                           max_num_batched_tokens or batched_d, enforce_eager) - graphs
-        per_token = memory.kv_bytes_per_token(size.arch, tp, kv_cache_dtype, 1,
-                                              spec_mtp and bool(size.arch.mtp_layers))
+    if size.arch is not None:
+        p = memory.plan(size.arch, weights, visible, util=util, tp=tp, max_num_seqs=seqs,
+                        max_num_batched_tokens=batched, kv_cache_dtype=kv_cache_dtype, enforce_eager=enforce_eager,
+                        vllm_version=vllm_version, sampler=memory.default_sampler(vllm_version),
+                        spec_mtp=spec_mtp and bool(size.arch.mtp_layers), nvlink=cards.nvlink(card.name))
+        budget, overhead, available, per_token = p.budget, p.overhead, p.kv, p.kv_bytes_per_token
         if not max_model_len or max_model_len < 0:
             max_model_len = size.arch.max_position if max_model_len != -1 else max_model_len
     else:
-        activation = ACTIVATION_PEAK_BYTES
+        budget = int(visible * util)
+        overhead = ACTIVATION_PEAK_BYTES
         per_token = kv_bytes_per_token(size, kv_cache_dtype, tp)
-    available = requested - weights - activation - graphs
+        available = budget - weights - overhead
     if not max_model_len or max_model_len < 0:  # not given, or -1/auto: the native length if it fits
         fit = max(0, available) // per_token // BLOCK_SIZE * BLOCK_SIZE
         max_model_len = min(DEFAULT_MAX_MODEL_LEN, fit) if max_model_len == -1 else DEFAULT_MAX_MODEL_LEN
         max_model_len = max(max_model_len, 1)
-    return MemoryPlan(total, requested, weights, activation, graphs, available, per_token,
-                      max_model_len, per_token * max_model_len)
+    return MemoryPlan(card.memory_bytes, budget, weights, overhead, graphs, available, per_token,
+                      max_model_len, per_token * max_model_len, visible)

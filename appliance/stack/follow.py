@@ -65,7 +65,8 @@ def _follow(runtime, project, profile, emit, t0, timeout_s, stall_s, probe, cloc
             if st is not None and (st.status in ("exited", "dead", "restarting") or
                                    st.restarts > base_restarts.get(e.label, 0)):
                 return StartResult(profile.name, False, _timelines(trackers, now),
-                                   diagnose(lines[e.label], st.exit_code), e.label, "crashed")
+                                   diagnose(lines[e.label], st.exit_code,
+                                            e.gpu_memory_utilization), e.label, "crashed")
             if probe(f"http://127.0.0.1:{e.port}/health"):
                 tr.healthy(clock())
             if tr.current != last_phase[e.label]:  # one event for every phase entered, in order

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from appliance.fit import FitReport
     from appliance.gpu.base import PowerChange
     from appliance.profile import Profile
+    from appliance.render.plan import ProxyPlan
     from appliance.stack import Event, StartResult
     from appliance.telemetry import Snapshot
 
@@ -58,6 +59,11 @@ class Backend(Protocol):
     def fit(self, profile: "Profile") -> "FitReport": ...
 
     def active_profile(self) -> "Profile | None": ...
+
+    def plan(self, profile: "Profile | None") -> "ProxyPlan":
+        """What the front door would serve for `profile` under the owner's settings (reads settings.yaml; a
+        mistake in it is an ApplianceError)."""
+        ...
 
     def switch(self, profile: "Profile", on_event: Callable[["Event"], None]) -> "StartResult": ...
 
@@ -173,6 +179,18 @@ class StackBackend:
 
     def active_profile(self):
         return self.stack.active_profile()
+
+    def plan(self, profile):
+        return self.stack.front_door.plan(profile) if profile is not None else self._plan_of_nothing()
+
+    @staticmethod
+    def _plan_of_nothing():
+        """Nothing runs: only the owner's global aliases are served (FrontDoor.plan(None) would take the active
+        profile)."""
+        from appliance.render.plan import plan
+        from appliance.settings import load_settings
+
+        return plan(None, load_settings())
 
     def warnings(self) -> list[str]:
         return list(self.stack.warnings())

@@ -35,8 +35,10 @@ def test_sampler_math_on_a_real_engine(shared):
     for t in threads:
         t.start()
     seen = []
+    # scrape often: the tiny model can finish 4 × 160 tokens within a second on an idle machine (CI once saw every
+    # sample of a 0.5 s cadence land after the last request ended)
     while any(t.is_alive() for t in threads):
-        time.sleep(0.5)
+        time.sleep(0.05)
         cur = _scrape(eng, time.monotonic())
         seen.append(metrics.engine_stats(prev, cur))
         prev = cur

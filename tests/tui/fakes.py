@@ -11,6 +11,7 @@ from pathlib import Path
 from appliance import metrics
 from appliance.errors import GPUError
 from appliance.gpu.base import GPUReading, PowerChange
+from appliance.routes import Hop
 from appliance.stack import Event, StartResult
 from appliance.telemetry import EngineSnap, ProxySnap, Snapshot
 from appliance.tui.backend import ProfileEntry, RigInfo
@@ -48,9 +49,15 @@ def snapshot(limit: float = 250.0, running: bool = True) -> Snapshot:
                        "healthy", 1, 812.0, metrics.EngineStats(
                            generation_tps=38.4, prompt_tps=610.0, running=4, waiting=2, kv_usage=0.87,
                            ttft_p50_s=1.35, ttft_p95_s=3.9, spec_acceptance=0.72))
+    claude = Hop("hosted", "claude", "anthropic/claude-sonnet-4-6")
     proxy = ProxySnap("http://127.0.0.1:4000", "running", True,
                       requests_local={"local": 1204, "local-fast": 311, "local-smart": 87},
-                      requests_fallback={"local": 12, "local-smart": 5}, fallbacks=17, errors=2)
+                      requests_fallback={"local": 12, "local-smart": 5}, fallbacks=17, errors=2,
+                      routes={"claude": (claude,),
+                              "local": (Hop("engine", "fast", fast.model), claude),
+                              "local-fast": (Hop("engine", "fast", fast.model), Hop("alias", "local-smart"), claude),
+                              "local-smart": (Hop("engine", "smart", smart.model), claude)},
+                      spend_usd={"claude": 0.0871, "local-smart": 0.0125})
     power = sum(g.power_w for g in gpus)
     gen = 142.6 + 38.4
     if not running:
@@ -111,6 +118,7 @@ class FakeBackend:
         self.switch_events = switch_events
         self.switch_ok = switch_ok
         self.switched_to: list[str] = []
+        self.settings = None  # the owner's settings.yaml as loaded (appliance.settings.UserSettings)
         self.power_calls: list[float] = []
         self.samples = 0
         self.release = threading.Event()
@@ -156,6 +164,12 @@ class FakeBackend:
 
         name = self.switched_to[-1] if self.switched_to and self.switch_ok else "rtx3090x4-two-tier"
         return load_profile(REPO / "profiles" / f"{name}.yaml") if self.running else None
+
+    def plan(self, profile):
+        """The real plan of `profile` under `self.settings` (None: the defaults), as the front door would serve it."""
+        from appliance.render.plan import plan
+
+        return plan(profile, self.settings)
 
     def switch(self, profile, on_event):
         self.release.wait(10)

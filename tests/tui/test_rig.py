@@ -74,11 +74,17 @@ async def test_switch_with_confirmation(rig):
         await pilot.pause()
         assert isinstance(app.screen, ConfirmSwitch)
         assert "alpha → beta" in screen_text(app)
-        await pilot.press("y")
-        await pilot.pause()
-        assert isinstance(app.screen, SwitchScreen)
-        samples_before = app.samples_done
-        await wait_until(pilot, lambda: not app.switch_log.running, 60, "the switch")
+        # beta loads for 5 s (not the fixture's 0.5 s): long enough for the dashboard's samples to finish during
+        # the switch even when a loaded machine makes one sample take a few seconds
+        os.environ["APPLIANCE_SIM_LOAD_S"] = "5"
+        try:
+            await pilot.press("y")
+            await pilot.pause()
+            assert isinstance(app.screen, SwitchScreen)
+            samples_before = app.samples_done
+            await wait_until(pilot, lambda: not app.switch_log.running, 60, "the switch")
+        finally:
+            os.environ["APPLIANCE_SIM_LOAD_S"] = "0.5"
         assert app.samples_done > samples_before  # the dashboard kept sampling while the switch ran
         assert app.switch_log.result.ok, screen_text(app)
         assert rig.active_profile().name == "beta"

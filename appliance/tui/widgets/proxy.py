@@ -1,15 +1,27 @@
-"""The proxy: requests per alias served locally vs by a fallback, errors; a fallback that is serving right now
-(its count rose in the last samples) is highlighted."""
+"""The proxy: per alias, requests served locally vs by a fallback, where its requests can go (its engine, then its
+fallbacks: appliance/routes.py) and today's hosted spend in USD; errors. A fallback that is serving right now (its
+count rose in the last samples) is highlighted, and so is a route that can reach a hosted model (money)."""
 
 from __future__ import annotations
 
-from rich.columns import Columns
 from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 
+from appliance import routes
 from appliance.tui.widgets.panel import Panel
 
 RECENT = 10  # samples: a fallback counted within them is "active"
+
+
+def route_cell(route) -> Text:
+    """A route (appliance.routes) as one line: hosted hops in yellow (they cost money)."""
+    t = Text()
+    for i, hop in enumerate(route):
+        if i:
+            t.append(" → ", style="bright_black")
+        t.append(hop.text(), style="yellow" if hop.hosted else "")
+    return t
 
 
 class ProxyPanel(Panel):
@@ -34,24 +46,48 @@ class ProxyPanel(Panel):
             return
         self._seen = (self._seen + [dict(p.requests_fallback)])[-RECENT:]
         active = self.fallback_active()
-        head = Text(no_wrap=True, overflow="ellipsis")
+        head = Text()  # wraps on a narrow terminal rather than cutting the spend off
         head.append("● ", style="green" if p.healthy else "bold red")
         head.append(p.url.replace("http://", ""), style="bold")
         head.append("  healthy" if p.healthy else f"  {p.status}", style="green" if p.healthy else "bold red")
         head.append("  ·  errors ")
         head.append(f"{p.errors:.0f}", style="bold red" if p.errors else "green")
-        head.append("  ·  requests per alias:", style="bright_black")
-        aliases = sorted(set(p.requests_local) | set(p.requests_fallback) |
-                         {a for e in snap.engines for a in e.aliases})
-        cells = []
+        if p.local_only:
+            head.append("  ·  local only", style="green")
+        spend = p.spend_usd
+        if spend is not None:
+            head.append("  ·  hosted today ")
+            total = sum(spend.values())
+            head.append(routes.usd(total), style="bold yellow" if total else "green")
+        aliases = sorted(set(p.requests_local) | set(p.requests_fallback) | set(p.routes) | set(spend or ()) |
+                         {a for e in snap.engines for a in e.aliases})  # spend: also under a profile run earlier
+        table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=True, header_style="bright_black",
+                      expand=False)
+        table.add_column("alias", style="bold", no_wrap=True)
+        table.add_column("requests", no_wrap=True)
+        table.add_column("route → fallbacks", overflow="fold")
+        table.add_column("hosted today", justify="right", no_wrap=True)
+        lens = []
         for a in aliases:
             loc, fb = p.requests_local.get(a, 0), p.requests_fallback.get(a, 0)
-            t = Text()
-            t.append(a, style="bold")
-            t.append(f" {loc:.0f} local · ")
-            t.append(f"{fb:.0f} fallback", style="bold yellow" if a in active else ("yellow" if fb else ""))
+            req = Text(f"{loc:.0f} local · ")
+            req.append(f"{fb:.0f} fallback", style="bold yellow" if a in active else ("yellow" if fb else ""))
             if a in active:
-                t.append(" ⚠ active", style="bold yellow")
-            cells.append(t)
-        shape = (self.size.width, tuple(len(c.plain) for c in cells))
-        self._set(Group(head, Columns(cells, padding=(0, 3))) if cells else head, shape)
+                req.append(" ⚠ active", style="bold yellow")
+            route = p.routes.get(a)
+            if route is None:  # no routes at all: the settings did not load (`appliance endpoint` names why)
+                rt = Text("not served now" if p.routes else "unknown", style="bright_black")
+            else:
+                rt = route_cell(route)
+            hosted = route is not None and routes.reaches_hosted(route)
+            if spend is None:
+                cost = Text("–" if not hosted else "unknown", style="bright_black")
+            elif hosted or spend.get(a):
+                v = spend.get(a, 0.0)
+                cost = Text(routes.usd(v), style="bold yellow" if v else "")
+            else:
+                cost = Text("– local", style="bright_black")
+            table.add_row(a, req, rt, cost)
+            lens.append((len(a), len(req.plain), len(rt.plain), len(cost.plain)))
+        shape = (self.size.width, len(head.plain), tuple(lens))
+        self._set(Group(head, table) if aliases else head, shape)
