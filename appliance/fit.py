@@ -38,9 +38,10 @@ class GPU:
         return cls(index, card.name, card.memory_bytes, visible_bytes=card.visible_bytes)
 
     def visible(self) -> tuple[int, str]:
-        """(CUDA total, 'measured' | 'estimated')."""
+        """(CUDA total, cards.PUBLISHED | 'estimated'). visible_bytes only ever comes from the card table
+        (GPU.from_card), so it is labelled as published, never as measured on this rig."""
         if self.visible_bytes:
-            return self.visible_bytes, "measured"
+            return self.visible_bytes, cards.PUBLISHED
         return cards.visible_bytes(self.name, self.memory_bytes)
 
 
@@ -310,8 +311,11 @@ def _impossible(engine: Engine, ckpt, egpus, msg: str, fixes: list[str]) -> Engi
                      False, "does not fit: " + msg, fixes)
 
 
-def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True, store=None) -> FitReport:
-    """`store`: an appliance.measured.Store; None keeps the check pure (predictions only)."""
+def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True, store=None,
+                gpus_from: str = "this machine") -> FitReport:
+    """`store`: an appliance.measured.Store; None keeps the check pure (predictions only). `gpus_from` names
+    where the GPUs come from in messages ("this machine", "--gpu 2x3090"): a rig given on the command line is
+    not this machine."""
     engines: list[EngineFit] = []
     problems: list[str] = []
     for engine in profile.engines:
@@ -325,8 +329,9 @@ def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True,
     if profile.gpus != "all":
         missing = [i for i in profile.gpus if i not in {g.index for g in gpus}]
         if missing:
-            problems.append(f"the profile uses GPU {', '.join(map(str, missing))}, this machine has "
-                            f"{len(gpus)} GPU(s) (0–{len(gpus) - 1})")
+            has = "has" if gpus_from == "this machine" else "gives"
+            problems.append(f"the profile uses GPU {', '.join(map(str, missing))}; {gpus_from} {has} "
+                            f"{len(gpus)} GPU(s) ({'0' if len(gpus) == 1 else f'0–{len(gpus) - 1}'})")
     uses = []
     for g in gpus:
         on = [e for e in engines if g.index in e.gpus]

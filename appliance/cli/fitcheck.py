@@ -7,10 +7,10 @@ import sys
 
 
 def _gpus_from_arg(spec: str | None, needed: int):
-    """`--gpu TEXT` → fit.GPU list (the rules: appliance/gpu_arg.py), None when --gpu was not given."""
-    from appliance.gpu_arg import parse_gpu_arg
+    """`--gpu TEXT` → (fit.GPU list, what was assumed) (the rules: appliance/gpu_arg.py), None without --gpu."""
+    from appliance.gpu_arg import parse_gpu_arg_noted
 
-    return None if spec is None else parse_gpu_arg(spec, needed)
+    return None if spec is None else parse_gpu_arg_noted(spec, needed)
 
 
 def _machine_gpus():
@@ -43,7 +43,8 @@ def _gpus_for(profile, spec: str | None):
 
     given = _gpus_from_arg(spec, _profile_needs(profile))
     if given is not None:
-        return given, "--gpu"
+        gpus, note = given
+        return gpus, f"--gpu {spec}" + (f" ({note})" if note else "")
     found = _machine_gpus()
     if found:
         return found, "NVML"
@@ -113,14 +114,15 @@ def cmd_check(args) -> int:
 
     profile = load_profile(args.profile)
     gpus, source = _gpus_for(profile, args.gpu)
-    report = fit_profile(profile, gpus, store=measured.open_store())
+    where = source.split(" (")[0] if source.startswith("--gpu") else "this machine"
+    report = fit_profile(profile, gpus, store=measured.open_store(), gpus_from=where)
     checks = check_engines(profile, upgrade_to=args.vllm, gpu_name=gpus[0].name if gpus else None)
     refused = blocking(checks) if args.strict else []
     upgraded = None
     if args.vllm:  # the fit under that version's memory accounting and defaults
         tag = f"vllm/vllm-openai:v{args.vllm.lstrip('v')}"
         moved = profile.model_copy(update={"engines": [e.model_copy(update={"image": tag}) for e in profile.engines]})
-        upgraded = fit_profile(moved, gpus, store=measured.open_store())
+        upgraded = fit_profile(moved, gpus, store=measured.open_store(), gpus_from=where)
     if args.json:
         out = report.to_dict()
         out["gpu_source"] = source
