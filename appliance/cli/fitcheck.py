@@ -224,22 +224,30 @@ def cmd_render(args) -> int:
 
 
 def cmd_measurements(args) -> int:
-    """What vLLM measured at each start on this rig (the fit check learns from them)."""
+    """What vLLM measured at each start, per rig: the GPU rig's records (the fit check learns from them) and the
+    simulated rig's, kept apart and labelled so a simulated start is never mistaken for a real one."""
     from dataclasses import asdict
 
-    from appliance import measured
+    from appliance import measured, rig
 
-    store = measured.open_store()
-    items = store.all()
+    stores = [measured.open_store(), measured.open_store(rig.sim_root() / rig.SIM_MEASUREMENTS, rig="simulated rig")]
+    items = [(s, m) for s in stores for m in s.all()]
     if args.json:
-        print(json.dumps({"measurements": [asdict(m) for m in items], "problem": store.problem}, indent=2,
-                         default=str))
+        print(json.dumps({"measurements": [dict(asdict(m), rig=m.rig or f"not recorded (in the {s.rig}'s store)")
+                                           for s, m in items],
+                          "stores": [{"rig": s.rig, "path": str(s.path), "problem": s.problem} for s in stores],
+                          "problem": stores[0].problem}, indent=2, default=str))
         return 0
-    if store.problem:
-        print(f"note: {store.problem}")
+    for s in stores:
+        if s.problem:
+            print(f"note ({s.rig}): {s.problem}")
     if not items:
         print("no measurements yet: each successful `up`/`switch` records what vLLM measured")
-    for m in items:
-        print(measured.describe(m))
+    for s, m in items:
+        line = measured.describe(m)
+        if not m.rig:
+            line += f" (in the {s.rig}'s store, recorded before records named their rig: not learned from)"
+        elif m.rig != s.rig:
+            line += f" (in the {s.rig}'s store; not learned from)"
+        print(line)
     return 0
-
