@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from appliance import cards, catalog, fit_fixes, memory, vllm_spec
+from appliance import cards, catalog, fit_fixes, fit_limits, memory, vllm_spec
 from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
 from appliance.memory import kv_bytes_per_token  # noqa: F401  (re-exported: callers size KV with it)
@@ -201,6 +201,8 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
                      f"hold a fixed state of {arch.state_bytes_per_seq / 2**20:.0f} MiB per sequence")
     if spec_mtp:
         notes.append(f"MTP speculative decoding adds {arch.mtp_layers} KV layer(s)")
+    limits = fit_limits.known_limits(arch)
+    notes += limits
     kv_dtype = engine.kv_cache_dtype or "auto"
     others = smallest.used_bytes
     if others and visible - others < budget:
@@ -247,7 +249,7 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         kv_cache_needed_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=round(conc, 2), fits=fits,
         full_concurrency_fits=full, verdict=verdict, fixes=fixes, notes=notes, vllm_version=version,
         visible_bytes_per_gpu=visible, activation_bytes_per_gpu=p.activation, non_torch_bytes_per_gpu=p.non_torch,
-        cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs),
+        cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs, limits),
         measured=_measured_view(last, kv_tokens, max(0, available)) if last else None, gpu_name=smallest.name,
         settings=settings, kv_cache_allocated_bytes=kv_tokens * per_token)
 
@@ -275,11 +277,15 @@ def _inputs(ckpt, visible_how: str) -> dict:
             "overhead": "estimated"}
 
 
-def _confidence(inputs: dict) -> str:
+def _confidence(inputs: dict, limits: list[str] = ()) -> str:
+    """One line: what was estimated, then the known limits of the model that apply (appliance.fit_limits)."""
     guessed = [k.replace("_", " ") for k, v in inputs.items() if v == "estimated"]
     if inputs["config"] == "built-in catalog":
         guessed.insert(0, "config (built-in catalog)")
-    return "exact inputs" if not guessed else "estimated: " + ", ".join(guessed)
+    line = "exact inputs" if not guessed else "estimated: " + ", ".join(guessed)
+    if limits:
+        line += "; known limits: " + ", ".join(fit_limits.label(x) for x in limits) + " (see the notes)"
+    return line
 
 
 def _learn(m, arch, visible: int, weights_gpu: int, nvlink: bool) -> tuple[int, int]:
