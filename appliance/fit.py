@@ -214,6 +214,7 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
     fits = available > 0 and kv_tokens >= max_len and (not others or visible - others >= budget)
     full = fits and kv_tokens >= max_len * max_seqs
     gib = lambda b: f"{b / GIB:.1f} GiB"  # noqa: E731
+    spare = _gpus_for_tp(profile, engine, gpus)
     def replan(**change) -> memory.Plan:  # the same model with one setting changed, for the suggested fixes
         t = change.get("tp", tp)
         return memory.plan(arch, int(weights / (t * pp)), visible, **{**knobs, **change})
@@ -222,16 +223,16 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         verdict = (f"does not fit: weights {gib(weights_gpu)} + overhead {gib(overhead)} per GPU exceed the "
                    f"{gib(budget)} budget (gpu_memory_utilization {util} × {gib(visible)} CUDA can use); "
                    "vLLM stops with \"No available memory for the cache blocks\"")
-        fixes += fit_fixes.weight_fixes(engine, ckpt.weight_bits, weights_gpu, overhead, visible, util)
+        fixes += fit_fixes.weight_fixes(engine, ckpt.weight_bits, weights_gpu, overhead, visible, util, spare)
     elif kv_tokens < max_len:
         verdict = (f"does not fit: one request of max_model_len {max_len} needs {gib(max_len * per_token)} of KV "
                    f"cache, {gib(available)} is left; vLLM refuses to start (estimated maximum model length "
                    f"{kv_tokens})")
-        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, 1, util, tp, arch.kv_heads, replan)
+        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, 1, util, tp, arch.kv_heads, replan, spare)
     elif not full:
         verdict = (f"fits, KV-limited: {kv_tokens} tokens of KV cache hold {conc:.1f} requests of max_model_len "
                    f"{max_len}, fewer than max_num_seqs {max_seqs}; longer requests queue when many run at once")
-        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, max_seqs, util, tp, arch.kv_heads, replan)
+        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, max_seqs, util, tp, arch.kv_heads, replan, spare)
     else:
         verdict = (f"fits: {kv_tokens} tokens of KV cache, {conc:.1f} requests of max_model_len {max_len} at once "
                    f"(max_num_seqs {max_seqs})")
@@ -252,6 +253,13 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs, limits),
         measured=_measured_view(last, kv_tokens, max(0, available)) if last else None, gpu_name=smallest.name,
         settings=settings, kv_cache_allocated_bytes=kv_tokens * per_token)
+
+
+def _gpus_for_tp(profile: Profile, engine: Engine, gpus: list[GPU]) -> int:
+    """How many GPUs the engine could spread over: the rig's (or --gpu's) that no other engine of the profile
+    uses. A tensor-parallel fix beyond that would point at GPUs that are not there or belong to another engine."""
+    taken = {g.index for e in profile.engines if e is not engine for g in _engine_gpus(profile, e, gpus)}
+    return len({g.index for g in gpus} - taken)
 
 
 def _serve_defaults(version: str, gpu) -> dict:
