@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from appliance import cards, catalog, fit_fixes, fit_limits, memory, vllm_spec
+from appliance import cards, catalog, catalog_user, fit_fixes, fit_limits, memory, vllm_spec
 from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
 from appliance.memory import kv_bytes_per_token  # noqa: F401  (re-exported: callers size KV with it)
@@ -106,9 +106,21 @@ class FitReport:
     gpus: list[GPUUse]
     problems: list[str] = field(default_factory=list)
     measurements_problem: str | None = None  # the store of measurements was unreadable and was ignored
+    unknown_models: list[str] = field(default_factory=list)  # models nothing is known about: the fit is unchecked
+
+    @property
+    def verdict(self) -> str:
+        """'fits', 'does not fit', or 'unknown model' when nothing else fails but a model could not be checked
+        (not a "does not fit": the owner's fix is to describe the model, not to change the profile)."""
+        if self.fits:
+            return "fits"
+        known_problems = len(self.problems) > len(self.unknown_models)
+        if self.unknown_models and not known_problems and all(e.fits for e in self.engines):
+            return "unknown model"
+        return "does not fit"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(asdict(self), verdict=self.verdict)
 
 
 class UnknownModel(Exception):
@@ -332,13 +344,15 @@ def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True,
     not this machine."""
     engines: list[EngineFit] = []
     problems: list[str] = []
+    unknown: list[str] = []
     for engine in profile.engines:
         try:
             engines.append(fit_engine(profile, engine, gpus, use_hf_cache=use_hf_cache, store=store))
         except UnknownModel as exc:
+            unknown.append(exc.model)
             problems.append(f"engine {engine.label}: nothing is known about model {exc.model}: download it (its "
                             "config.json is then read from the Hugging Face cache) or describe it in "
-                            "<config dir>/models.yaml")
+                            f"{catalog_user.models_path()}")
     wanted = sorted({i for e in engines for i in e.gpus})
     if profile.gpus != "all":
         missing = [i for i in profile.gpus if i not in {g.index for g in gpus}]
@@ -362,4 +376,5 @@ def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True,
             problems.append(f"GPU {g.index}: engines ask for {b / GIB:.1f} GiB, {free / GIB:.1f} GiB is free")
     fits = bool(engines) and not problems and all(e.fits for e in engines)
     return FitReport(profile.name, fits, engines, uses, problems,
-                     measurements_problem=getattr(store, "problem", None) if store is not None else None)
+                     measurements_problem=getattr(store, "problem", None) if store is not None else None,
+                     unknown_models=unknown)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+EXIT_UNKNOWN_MODEL = 3  # `check`: a model nothing is known about; not "does not fit" (1) nor bad input (2)
+
 
 def _gpus_from_arg(spec: str | None, needed: int):
     """`--gpu TEXT` → (fit.GPU list, what was assumed) (the rules: appliance/gpu_arg.py), None without --gpu."""
@@ -102,8 +104,13 @@ def _print_fit(report, profile, source: str) -> None:
         print(f"problem: {p}")
     if getattr(report, "measurements_problem", None):
         print(f"note: {report.measurements_problem}")
+    if report.verdict == "unknown model":
+        from appliance.catalog_user import EXAMPLE, models_path
+
+        print(f"\nto check it, describe the model in {models_path()} (the fields of its config.json), e.g.:")
+        print("".join(f"  {line}\n" for line in EXAMPLE.format(model=report.unknown_models[0]).splitlines()), end="")
     print()
-    print("FITS" if report.fits else "DOES NOT FIT")
+    print({"fits": "FITS", "unknown model": "UNKNOWN MODEL: not checked"}.get(report.verdict, "DOES NOT FIT"))
 
 
 def cmd_check(args) -> int:
@@ -141,6 +148,8 @@ def cmd_check(args) -> int:
                       f"{then.verdict.split(':')[0]}")
         if refused:
             print(f"\n--strict: {len(refused)} advice item(s) would refuse to start")
+    if report.verdict == "unknown model" and not refused:
+        return EXIT_UNKNOWN_MODEL
     return 0 if report.fits and not refused else 1
 
 
@@ -160,7 +169,7 @@ def cmd_profiles(args) -> int:
             gpus, source = _gpus_for(p, args.gpu)
             report = fit_profile(p, gpus)
             verdict = "fits" if report.fits and all(e.full_concurrency_fits for e in report.engines) else (
-                "fits, KV-limited" if report.fits else "does not fit")
+                "fits, KV-limited" if report.fits else report.verdict)
         except ApplianceError as exc:
             verdict, source = "unknown", exc.message
         rows.append({
