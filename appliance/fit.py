@@ -56,14 +56,14 @@ class EngineFit:
     weights_bytes_per_gpu: int
     overhead_bytes_per_gpu: int
     budget_bytes_per_gpu: int
-    available_kv_bytes: int  # per GPU (the smallest GPU decides)
-    kv_bytes_per_token: int  # per GPU
+    available_kv_bytes: int  # per GPU (the smallest GPU decides): budget − weights − overhead, before whole blocks
+    kv_bytes_per_token: int  # per GPU (with tensor parallelism each GPU holds its share of the KV heads)
     kv_dtype: str
     max_model_len: int
     max_num_seqs: int
     kv_cache_needed_bytes: int  # per GPU: what max_num_seqs requests of max_model_len need (the requirement)
     kv_tokens: int  # tokens of KV that fit
-    max_concurrency_at_max_len: float
+    max_concurrency_at_max_len: float  # requests of max_model_len at once, rounded DOWN to one decimal
     fits: bool  # vLLM starts and serves at least one request of max_model_len
     full_concurrency_fits: bool  # max_num_seqs requests of max_model_len fit at once
     verdict: str
@@ -81,7 +81,7 @@ class EngineFit:
     measured: dict | None = None  # last measured on this rig for the same model, card, vLLM and settings
     gpu_name: str = ""  # the smallest of the engine's GPUs, as NVML names it (the store's card key)
     settings: dict = field(default_factory=dict)  # resolved settings (appliance.measured.SETTING_KEYS)
-    kv_cache_allocated_bytes: int = 0  # per GPU: the cache vLLM allocates (whole blocks of available_kv_bytes)
+    kv_cache_allocated_bytes: int = 0  # per GPU: the cache vLLM allocates (available_kv_bytes cut to whole blocks)
 
 
 @dataclass
@@ -222,7 +222,9 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
                      f"{budget / GIB:.1f} GiB free at start")
     kv_tokens = p.kv_tokens
     demand = max_len * max_seqs * per_token
-    conc = kv_tokens / max_len if max_len else 0.0
+    # a capacity claim rounds down, to one decimal, once: every place that prints it (:.1f) then agrees, and
+    # "holds 1.9 requests" never sits next to "max_num_seqs to 1" as "2.0" did
+    conc = kv_tokens * 10 // max_len / 10 if max_len else 0.0
     fits = available > 0 and kv_tokens >= max_len and (not others or visible - others >= budget)
     full = fits and kv_tokens >= max_len * max_seqs
     gib = lambda b: f"{b / GIB:.1f} GiB"  # noqa: E731
@@ -259,7 +261,7 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         tensor_parallel_size=tp, weights_bytes=weights, weights_bytes_per_gpu=weights_gpu,
         overhead_bytes_per_gpu=overhead, budget_bytes_per_gpu=budget, available_kv_bytes=max(0, available),
         kv_bytes_per_token=per_token, kv_dtype=kv_dtype, max_model_len=max_len, max_num_seqs=max_seqs,
-        kv_cache_needed_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=round(conc, 2), fits=fits,
+        kv_cache_needed_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=conc, fits=fits,
         full_concurrency_fits=full, verdict=verdict, fixes=fixes, notes=notes, vllm_version=version,
         visible_bytes_per_gpu=visible, activation_bytes_per_gpu=p.activation, non_torch_bytes_per_gpu=p.non_torch,
         cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs, limits),
