@@ -119,6 +119,11 @@ class FitReport:
             return "unknown model"
         return "does not fit"
 
+    @property
+    def headline(self) -> str:
+        """The last line of a printed check."""
+        return {"fits": "FITS", "unknown model": "UNKNOWN MODEL: not checked"}.get(self.verdict, "DOES NOT FIT")
+
     def to_dict(self) -> dict:
         return dict(asdict(self), verdict=self.verdict)
 

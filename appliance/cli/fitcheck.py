@@ -110,7 +110,7 @@ def _print_fit(report, profile, source: str) -> None:
         print(f"\nto check it, describe the model in {models_path()} (the fields of its config.json), e.g.:")
         print("".join(f"  {line}\n" for line in EXAMPLE.format(model=report.unknown_models[0]).splitlines()), end="")
     print()
-    print({"fits": "FITS", "unknown model": "UNKNOWN MODEL: not checked"}.get(report.verdict, "DOES NOT FIT"))
+    print(report.headline)
 
 
 def cmd_check(args) -> int:
