@@ -121,13 +121,16 @@ def by_nvml_name(name: str) -> Card | None:
     return best
 
 
+PUBLISHED = "card table (a published vLLM log of this card)"
+
+
 def visible_bytes(name: str, nvml_bytes: int) -> tuple[int, str]:
     """(bytes CUDA reports as total, how it is known) for a GPU NVML names `name` with `nvml_bytes`:
-    'measured' from a published log of that card, else 'estimated' (NVML − 0.5 GiB, the gap on measured cards
-    ranges 0.44–0.75 GiB)."""
+    PUBLISHED (the card table, read from a published vLLM log of that card: not measured here), else
+    'estimated' (NVML − 0.5 GiB, the gap on measured cards ranges 0.44–0.75 GiB)."""
     card = by_nvml_name(name) if name else None
     if card and card.visible_bytes and abs(card.memory_bytes - nvml_bytes) <= 256 * MIB:
-        return card.visible_bytes, "measured"
+        return card.visible_bytes, PUBLISHED
     return max(0, nvml_bytes - GIB // 2), "estimated"
 
 

@@ -55,6 +55,8 @@ class Arch:
     num_parameters: int | None = None  # stated (models.yaml) or known (hybrids); else counted from the shape
     kv_layer_slots: int = 0  # KV layers as vLLM's hybrid allocator pads them (sliding + full); 0 = kv_layers
     rope_caches: int = 1  # distinct rotary embeddings (Gemma 3: local and global), each a cos/sin buffer
+    sliding_layers: int = 0  # layers with sliding-window attention (they keep only the window per request)
+    multimodal: bool = False  # a vision/audio tower vLLM profiles at start (appliance.fit_limits)
 
     @property
     def embedding_params(self) -> int:
@@ -112,7 +114,7 @@ ARCHS: dict[str, Arch] = {
     # Qwen3.5-27B: hybrid Gated DeltaNet (linear attention, fixed state) + gated full attention every 4th layer,
     # one native MTP layer; 262144 context; vision tower included in the parameter count.
     "qwen3.5-27b": _a("qwen3_5", 27.8, 64, 5120, 17408, 24, 4, 256, 248320, False, 262144, kv_layers=16,
-                      state_bytes_per_seq=48 * (48 * 128 * 128 * 2 + 4 * 10240 * 2), mtp_layers=1),
+                      state_bytes_per_seq=48 * (48 * 128 * 128 * 2 + 4 * 10240 * 2), mtp_layers=1, multimodal=True),
     "llama-3.1-8b-instruct": _a("llama", 8.03, 32, 4096, 14336, 32, 8, 128, 128256, False, 131072),
     "llama-3.1-70b-instruct": _a("llama", 70.55, 80, 8192, 28672, 64, 8, 128, 128256, False, 131072),
     "llama-3.2-1b-instruct": _a("llama", 1.24, 16, 2048, 8192, 32, 8, 64, 128256, True, 131072),
@@ -242,7 +244,7 @@ def arch_from_config(config: dict, source: str) -> Arch:
     if not (isinstance(layer_types, list) and layer_types) and kind.startswith(("gemma2", "gemma3")):
         every = 2 if kind.startswith("gemma2") else int(get("sliding_window_pattern") or 6)  # last of each is full
         layer_types = ["full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(layers)]
-    slots = 0
+    slots = sliding = 0
     if isinstance(layer_types, list) and layer_types:
         kv_layers = sum(1 for t in layer_types if "linear" not in str(t) and "mamba" not in str(t))
         sliding = sum(1 for t in layer_types if "sliding" in str(t))
@@ -267,7 +269,8 @@ def arch_from_config(config: dict, source: str) -> Arch:
         shared_intermediate=int(get("shared_expert_intermediate_size") or 0) * (1 if experts else 0),
         extra_params=_vision_params(config), qkv_bias=bool(get("attention_bias", get("model_type") == "qwen2")),
         num_parameters=int(stated) if stated else None, kv_layer_slots=slots,
-        rope_caches=2 if get("rope_local_base_freq") else 1)
+        rope_caches=2 if get("rope_local_base_freq") else 1, sliding_layers=sliding if get("sliding_window") else 0,
+        multimodal=any(isinstance(config.get(k), dict) for k in ("vision_config", "audio_config")))
     linear, other = memory.param_counts(arch)
     return replace(arch, params_b=round((arch.num_parameters or linear + other) / 1e9, 2))
 

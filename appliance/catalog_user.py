@@ -20,13 +20,32 @@ _FIX = ("give num_hidden_layers, num_attention_heads, num_key_value_heads, hidde
         "vocab_size (as in the model's config.json), each a whole number above 0")
 
 
+def models_path():
+    """The owner's models.yaml (in the config dir): named with its real path in every message."""
+    from appliance.paths import config_dir
+
+    return config_dir() / "models.yaml"
+
+
+EXAMPLE = """\
+{model}:  # the Hugging Face id, as the profile writes it
+  num_hidden_layers: 32        # these from the model's config.json
+  num_attention_heads: 32
+  num_key_value_heads: 8
+  hidden_size: 4096
+  intermediate_size: 14336
+  vocab_size: 128256
+  max_position_embeddings: 32768
+  num_parameters: 8030000000   # optional: or weights_bytes (the checkpoint's size); quant_method + bits if quantized
+"""
+
+
 def _user_models() -> dict[str, dict]:
     """models.yaml: model id → architecture, read with the profile loader's limits (size, aliases, depth,
     UTF-8); every entry checked before use (_check_user_entry)."""
     from appliance import yamlsrc
-    from appliance.paths import config_dir
 
-    path = config_dir() / "models.yaml"
+    path = models_path()
     if not path.is_file():
         return {}
     data = yamlsrc.load_file(path, "models.yaml").data if path.stat().st_size else {}
@@ -76,9 +95,7 @@ def from_user(model_id: str) -> Checkpoint | None:
     entry = _user_models().get(_norm(model_id))
     if entry is None:
         return None
-    from appliance.paths import config_dir
-
-    path = config_dir() / "models.yaml"
+    path = models_path()
     try:
         arch = arch_from_config(entry, source=str(path))
         quant = entry.get("quant_method")

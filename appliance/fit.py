@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from appliance import cards, catalog, fit_fixes, memory, vllm_spec
+from appliance import cards, catalog, catalog_user, fit_fixes, fit_limits, memory, vllm_spec
 from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
 from appliance.memory import kv_bytes_per_token  # noqa: F401  (re-exported: callers size KV with it)
@@ -38,9 +38,10 @@ class GPU:
         return cls(index, card.name, card.memory_bytes, visible_bytes=card.visible_bytes)
 
     def visible(self) -> tuple[int, str]:
-        """(CUDA total, 'measured' | 'estimated')."""
+        """(CUDA total, cards.PUBLISHED | 'estimated'). visible_bytes only ever comes from the card table
+        (GPU.from_card), so it is labelled as published, never as measured on this rig."""
         if self.visible_bytes:
-            return self.visible_bytes, "measured"
+            return self.visible_bytes, cards.PUBLISHED
         return cards.visible_bytes(self.name, self.memory_bytes)
 
 
@@ -55,14 +56,14 @@ class EngineFit:
     weights_bytes_per_gpu: int
     overhead_bytes_per_gpu: int
     budget_bytes_per_gpu: int
-    available_kv_bytes: int  # per GPU (the smallest GPU decides)
-    kv_bytes_per_token: int  # per GPU
+    available_kv_bytes: int  # per GPU (the smallest GPU decides): budget − weights − overhead, before whole blocks
+    kv_bytes_per_token: int  # per GPU (with tensor parallelism each GPU holds its share of the KV heads)
     kv_dtype: str
     max_model_len: int
     max_num_seqs: int
     kv_cache_needed_bytes: int  # per GPU: what max_num_seqs requests of max_model_len need (the requirement)
     kv_tokens: int  # tokens of KV that fit
-    max_concurrency_at_max_len: float
+    max_concurrency_at_max_len: float  # requests of max_model_len at once, rounded DOWN to one decimal
     fits: bool  # vLLM starts and serves at least one request of max_model_len
     full_concurrency_fits: bool  # max_num_seqs requests of max_model_len fit at once
     verdict: str
@@ -80,7 +81,7 @@ class EngineFit:
     measured: dict | None = None  # last measured on this rig for the same model, card, vLLM and settings
     gpu_name: str = ""  # the smallest of the engine's GPUs, as NVML names it (the store's card key)
     settings: dict = field(default_factory=dict)  # resolved settings (appliance.measured.SETTING_KEYS)
-    kv_cache_allocated_bytes: int = 0  # per GPU: the cache vLLM allocates (whole blocks of available_kv_bytes)
+    kv_cache_allocated_bytes: int = 0  # per GPU: the cache vLLM allocates (available_kv_bytes cut to whole blocks)
 
 
 @dataclass
@@ -105,9 +106,26 @@ class FitReport:
     gpus: list[GPUUse]
     problems: list[str] = field(default_factory=list)
     measurements_problem: str | None = None  # the store of measurements was unreadable and was ignored
+    unknown_models: list[str] = field(default_factory=list)  # models nothing is known about: the fit is unchecked
+
+    @property
+    def verdict(self) -> str:
+        """'fits', 'does not fit', or 'unknown model' when nothing else fails but a model could not be checked
+        (not a "does not fit": the owner's fix is to describe the model, not to change the profile)."""
+        if self.fits:
+            return "fits"
+        known_problems = len(self.problems) > len(self.unknown_models)
+        if self.unknown_models and not known_problems and all(e.fits for e in self.engines):
+            return "unknown model"
+        return "does not fit"
+
+    @property
+    def headline(self) -> str:
+        """The last line of a printed check."""
+        return {"fits": "FITS", "unknown model": "UNKNOWN MODEL: not checked"}.get(self.verdict, "DOES NOT FIT")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(asdict(self), verdict=self.verdict)
 
 
 class UnknownModel(Exception):
@@ -200,6 +218,8 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
                      f"hold a fixed state of {arch.state_bytes_per_seq / 2**20:.0f} MiB per sequence")
     if spec_mtp:
         notes.append(f"MTP speculative decoding adds {arch.mtp_layers} KV layer(s)")
+    limits = fit_limits.known_limits(arch)
+    notes += limits
     kv_dtype = engine.kv_cache_dtype or "auto"
     others = smallest.used_bytes
     if others and visible - others < budget:
@@ -207,10 +227,13 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
                      f"{budget / GIB:.1f} GiB free at start")
     kv_tokens = p.kv_tokens
     demand = max_len * max_seqs * per_token
-    conc = kv_tokens / max_len if max_len else 0.0
+    # a capacity claim rounds down, to one decimal, once: every place that prints it (:.1f) then agrees, and
+    # "holds 1.9 requests" never sits next to "max_num_seqs to 1" as "2.0" did
+    conc = kv_tokens * 10 // max_len / 10 if max_len else 0.0
     fits = available > 0 and kv_tokens >= max_len and (not others or visible - others >= budget)
     full = fits and kv_tokens >= max_len * max_seqs
     gib = lambda b: f"{b / GIB:.1f} GiB"  # noqa: E731
+    spare = _gpus_for_tp(profile, engine, gpus)
     def replan(**change) -> memory.Plan:  # the same model with one setting changed, for the suggested fixes
         t = change.get("tp", tp)
         return memory.plan(arch, int(weights / (t * pp)), visible, **{**knobs, **change})
@@ -219,16 +242,16 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         verdict = (f"does not fit: weights {gib(weights_gpu)} + overhead {gib(overhead)} per GPU exceed the "
                    f"{gib(budget)} budget (gpu_memory_utilization {util} × {gib(visible)} CUDA can use); "
                    "vLLM stops with \"No available memory for the cache blocks\"")
-        fixes += fit_fixes.weight_fixes(engine, ckpt.weight_bits, weights_gpu, overhead, visible, util)
+        fixes += fit_fixes.weight_fixes(engine, ckpt.weight_bits, weights_gpu, overhead, visible, util, spare)
     elif kv_tokens < max_len:
         verdict = (f"does not fit: one request of max_model_len {max_len} needs {gib(max_len * per_token)} of KV "
                    f"cache, {gib(available)} is left; vLLM refuses to start (estimated maximum model length "
                    f"{kv_tokens})")
-        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, 1, util, tp, arch.kv_heads, replan)
+        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, 1, util, tp, arch.kv_heads, replan, spare)
     elif not full:
         verdict = (f"fits, KV-limited: {kv_tokens} tokens of KV cache hold {conc:.1f} requests of max_model_len "
                    f"{max_len}, fewer than max_num_seqs {max_seqs}; longer requests queue when many run at once")
-        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, max_seqs, util, tp, arch.kv_heads, replan)
+        fixes += fit_fixes.kv_fixes(engine, kv_tokens, max_len, max_seqs, util, tp, arch.kv_heads, replan, spare)
     else:
         verdict = (f"fits: {kv_tokens} tokens of KV cache, {conc:.1f} requests of max_model_len {max_len} at once "
                    f"(max_num_seqs {max_seqs})")
@@ -243,12 +266,19 @@ def fit_engine(profile: Profile, engine: Engine, gpus: list[GPU], *, use_hf_cach
         tensor_parallel_size=tp, weights_bytes=weights, weights_bytes_per_gpu=weights_gpu,
         overhead_bytes_per_gpu=overhead, budget_bytes_per_gpu=budget, available_kv_bytes=max(0, available),
         kv_bytes_per_token=per_token, kv_dtype=kv_dtype, max_model_len=max_len, max_num_seqs=max_seqs,
-        kv_cache_needed_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=round(conc, 2), fits=fits,
+        kv_cache_needed_bytes=demand, kv_tokens=kv_tokens, max_concurrency_at_max_len=conc, fits=fits,
         full_concurrency_fits=full, verdict=verdict, fixes=fixes, notes=notes, vllm_version=version,
         visible_bytes_per_gpu=visible, activation_bytes_per_gpu=p.activation, non_torch_bytes_per_gpu=p.non_torch,
-        cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs),
+        cudagraph_bytes_per_gpu=p.cudagraphs, inputs=inputs, confidence=_confidence(inputs, limits),
         measured=_measured_view(last, kv_tokens, max(0, available)) if last else None, gpu_name=smallest.name,
         settings=settings, kv_cache_allocated_bytes=kv_tokens * per_token)
+
+
+def _gpus_for_tp(profile: Profile, engine: Engine, gpus: list[GPU]) -> int:
+    """How many GPUs the engine could spread over: the rig's (or --gpu's) that no other engine of the profile
+    uses. A tensor-parallel fix beyond that would point at GPUs that are not there or belong to another engine."""
+    taken = {g.index for e in profile.engines if e is not engine for g in _engine_gpus(profile, e, gpus)}
+    return len({g.index for g in gpus} - taken)
 
 
 def _serve_defaults(version: str, gpu) -> dict:
@@ -274,11 +304,15 @@ def _inputs(ckpt, visible_how: str) -> dict:
             "overhead": "estimated"}
 
 
-def _confidence(inputs: dict) -> str:
+def _confidence(inputs: dict, limits: list[str] = ()) -> str:
+    """One line: what was estimated, then the known limits of the model that apply (appliance.fit_limits)."""
     guessed = [k.replace("_", " ") for k, v in inputs.items() if v == "estimated"]
     if inputs["config"] == "built-in catalog":
         guessed.insert(0, "config (built-in catalog)")
-    return "exact inputs" if not guessed else "estimated: " + ", ".join(guessed)
+    line = "exact inputs" if not guessed else "estimated: " + ", ".join(guessed)
+    if limits:
+        line += "; known limits: " + ", ".join(fit_limits.label(x) for x in limits) + " (see the notes)"
+    return line
 
 
 def _learn(m, arch, visible: int, weights_gpu: int, nvlink: bool) -> tuple[int, int]:
@@ -310,23 +344,29 @@ def _impossible(engine: Engine, ckpt, egpus, msg: str, fixes: list[str]) -> Engi
                      False, "does not fit: " + msg, fixes)
 
 
-def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True, store=None) -> FitReport:
-    """`store`: an appliance.measured.Store; None keeps the check pure (predictions only)."""
+def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True, store=None,
+                gpus_from: str = "this machine") -> FitReport:
+    """`store`: an appliance.measured.Store; None keeps the check pure (predictions only). `gpus_from` names
+    where the GPUs come from in messages ("this machine", "--gpu 2x3090"): a rig given on the command line is
+    not this machine."""
     engines: list[EngineFit] = []
     problems: list[str] = []
+    unknown: list[str] = []
     for engine in profile.engines:
         try:
             engines.append(fit_engine(profile, engine, gpus, use_hf_cache=use_hf_cache, store=store))
         except UnknownModel as exc:
+            unknown.append(exc.model)
             problems.append(f"engine {engine.label}: nothing is known about model {exc.model}: download it (its "
                             "config.json is then read from the Hugging Face cache) or describe it in "
-                            "<config dir>/models.yaml")
+                            f"{catalog_user.models_path()}")
     wanted = sorted({i for e in engines for i in e.gpus})
     if profile.gpus != "all":
         missing = [i for i in profile.gpus if i not in {g.index for g in gpus}]
         if missing:
-            problems.append(f"the profile uses GPU {', '.join(map(str, missing))}, this machine has "
-                            f"{len(gpus)} GPU(s) (0–{len(gpus) - 1})")
+            has = "has" if gpus_from == "this machine" else "gives"
+            problems.append(f"the profile uses GPU {', '.join(map(str, missing))}; {gpus_from} {has} "
+                            f"{len(gpus)} GPU(s) ({'0' if len(gpus) == 1 else f'0–{len(gpus) - 1}'})")
     uses = []
     for g in gpus:
         on = [e for e in engines if g.index in e.gpus]
@@ -343,4 +383,5 @@ def fit_profile(profile: Profile, gpus: list[GPU], *, use_hf_cache: bool = True,
             problems.append(f"GPU {g.index}: engines ask for {b / GIB:.1f} GiB, {free / GIB:.1f} GiB is free")
     fits = bool(engines) and not problems and all(e.fits for e in engines)
     return FitReport(profile.name, fits, engines, uses, problems,
-                     measurements_problem=getattr(store, "problem", None) if store is not None else None)
+                     measurements_problem=getattr(store, "problem", None) if store is not None else None,
+                     unknown_models=unknown)

@@ -28,8 +28,9 @@ def _holds(plan: Plan, need: int) -> str:
 
 
 def kv_fixes(engine, kv_tokens: int, max_len: int, seqs: int, util: float, tp: int, kv_heads: int,
-             replan: Callable[..., Plan]) -> list[str]:
-    """The KV cache holds `kv_tokens`, fewer than `seqs` requests of `max_len` need."""
+             replan: Callable[..., Plan], gpus_free: int) -> list[str]:
+    """The KV cache holds `kv_tokens`, fewer than `seqs` requests of `max_len` need. `gpus_free`: the GPUs the
+    engine could spread over (its own plus those no other engine uses): more tensor parallelism only within them."""
     need = max_len * seqs
     fixes = []
     target_len = round_len(kv_tokens // seqs)
@@ -43,15 +44,16 @@ def kv_fixes(engine, kv_tokens: int, max_len: int, seqs: int, util: float, tp: i
         higher = replan(util=UTIL_CEILING)
         if higher.kv_tokens >= min(need, int(kv_tokens * 1.1)):  # worth it: fits, or 10 % more cache
             fixes.append(f"or raise gpu_memory_utilization to {UTIL_CEILING}" + _holds(higher, need))
-    more = replan(tp=tp * 2)
-    if more.kv_tokens > kv_tokens and kv_heads >= tp * 2:  # KV heads split further: each GPU holds less per token
-        fixes.append(f"or spread it over {tp * 2} GPUs (tensor_parallel_size {tp * 2})" + _holds(more, need))
+    more = replan(tp=tp * 2) if tp * 2 * engine.pipeline_parallel_size <= gpus_free else None
+    if more and more.kv_tokens > kv_tokens and kv_heads >= tp * 2:  # KV heads split: each GPU holds less per token
+        fixes.append(f"or spread it over {tp * 2 * engine.pipeline_parallel_size} GPUs (tensor_parallel_size "
+                     f"{tp * 2})" + _holds(more, need))
     return fixes
 
 
 def weight_fixes(engine, weight_bits: float, weights_gpu: int, overhead: int, visible: int, util: float,
-                 ) -> list[str]:
-    """Weights and overhead exceed the budget: no KV cache at all."""
+                 gpus_free: int) -> list[str]:
+    """Weights and overhead exceed the budget: no KV cache at all. More GPUs only within `gpus_free`."""
     fixes = []
     util_needed = (weights_gpu + overhead) / visible
     target = min(0.97, util_needed + 0.04)
@@ -60,7 +62,9 @@ def weight_fixes(engine, weight_bits: float, weights_gpu: int, overhead: int, vi
     if weight_bits >= 16:
         fixes.append("use a quantized checkpoint (AWQ 4-bit weighs about a third) or quantization: fp8")
     tp = engine.tensor_parallel_size
-    fixes.append(f"or spread it over more GPUs (tensor_parallel_size {tp * 2})")
+    if tp * 2 * engine.pipeline_parallel_size <= gpus_free:
+        fixes.append(f"or spread it over {tp * 2 * engine.pipeline_parallel_size} GPUs (tensor_parallel_size "
+                     f"{tp * 2})")
     if engine.max_num_batched_tokens and engine.max_num_batched_tokens > 2048:
         fixes.append("or lower max_num_batched_tokens to 2048 (smaller activations)")
     return fixes

@@ -27,7 +27,8 @@ MAX_BYTES = 1024 * cards.GIB  # larger than any single GPU made
 GPU_HELP = ("GPUs to judge against: a card (4090, rtx4090, 'RTX 4090', a100-80), a count on either side of x "
             "(3090x4 = 4x3090), or a size (24GiB binary, 24GB decimal, 2x24GB); a comma list mixes them "
             "(4090,3090). A bare number is a card when it names one (3060, 3090, 4090, 5090), otherwise GiB: "
-            "24 = 24GiB, 4x24 = four 24 GiB GPUs. One GPU given for a profile that needs more is repeated.")
+            "24 = 24GiB, 4x24 = four 24 GiB GPUs. A count is exact (1x3090 is one GPU); one card or size without a "
+            "count stands for as many GPUs as the profile uses, and the check says so.")
 
 _EXAMPLES = "a card like 4090 or rtx4090, a count like 3090x4 or 4x3090, or a size like 24GiB, 24GB or 2x24GB"
 _NUMBER = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits only: no `nan`, `inf`, `1e9` or Arabic-Indic digits
@@ -46,8 +47,15 @@ class _One:
 
 
 def parse_gpu_arg(text: str, needed: int = 1) -> list:
-    """`--gpu TEXT` → list of fit.GPU indexed 0.. . `needed` is how many GPUs the profile uses: a single GPU
-    given alone is repeated that many times (`--gpu 4090` for a 4-GPU profile means four 4090s)."""
+    """`--gpu TEXT` → list of fit.GPU indexed 0.. (see parse_gpu_arg_noted)."""
+    return parse_gpu_arg_noted(text, needed)[0]
+
+
+def parse_gpu_arg_noted(text: str, needed: int = 1) -> tuple[list, str | None]:
+    """`--gpu TEXT` → (list of fit.GPU indexed 0.., what was assumed or None). `needed` is how many GPUs the
+    profile uses: one card or size written without a count is repeated that many times (`--gpu 4090` for a 4-GPU
+    profile means four 4090s, and the note says so), but a count is what the owner has: `1x3090` is one GPU,
+    so a 4-GPU profile is judged against one and does not fit."""
     from appliance.fit import GPU  # here, not at the top: see the module docstring
 
     parts = [p.strip() for p in str(text).split(",")]
@@ -55,21 +63,25 @@ def parse_gpu_arg(text: str, needed: int = 1) -> list:
         raise ApplianceError(f"--gpu {_show(text)!r}: no GPU given", f"type {_EXAMPLES}")
     if not all(parts):
         raise ApplianceError(f"--gpu {_show(text)}: an empty item between commas", "write the list like 4090,3090")
-    found: list[tuple[_One, int]] = [_counted(part, text) for part in parts]
-    total = sum(n for _, n in found)
+    found: list[tuple[_One, int, bool]] = [_counted(part, text) for part in parts]
+    total = sum(n for _, n, _ in found)
     if total > MAX_GPUS:
         raise ApplianceError(f"--gpu {_show(text)}: {total} GPUs in all; this checks one machine",
                              f"give at most {MAX_GPUS} GPUs")
-    gpus = [one for one, n in found for _ in range(n)]
-    if len(gpus) == 1 and needed > 1:
+    gpus = [one for one, n, _ in found for _ in range(n)]
+    note = None
+    if len(found) == 1 and not found[0][2] and needed > 1:
         gpus = gpus * min(needed, MAX_GPUS)
-    return [GPU(i, g.name, g.memory_bytes) for i, g in enumerate(gpus)]
+        short = gpus[0].name.removeprefix("NVIDIA ").removeprefix("GeForce ")
+        note = f"assuming {len(gpus)} × {short}, as the profile uses"
+    return [GPU(i, g.name, g.memory_bytes) for i, g in enumerate(gpus)], note
 
 
-def _counted(part: str, whole: str) -> tuple[_One, int]:
-    """One comma item → (GPU, count). The item as a whole wins (`rtx4090` holds an x), then `NxGPU`, `GPUxN`."""
+def _counted(part: str, whole: str) -> tuple[_One, int, bool]:
+    """One comma item → (GPU, count, whether a count was written). The item as a whole wins (`rtx4090` holds an
+    x), then `NxGPU`, `GPUxN`."""
     try:
-        return _one(part, whole), 1
+        return _one(part, whole), 1, False
     except ApplianceError as exc:
         first_error = exc
     readings: list[tuple[_One, str]] = []
@@ -102,7 +114,7 @@ def _counted(part: str, whole: str) -> tuple[_One, int]:
             hint += "; with two bare numbers the count comes first: 4x24 is four 24 GiB GPUs"
         raise ApplianceError(f"--gpu {_show(whole)}: {_show(count_text)} GPUs in `{_show(part)}`; this checks "
                              "one machine", hint)
-    return one, count
+    return one, count, True
 
 
 def _show(text: str) -> str:

@@ -10,8 +10,11 @@ Two readers feed one typed `Measurement`:
 - the `vllm:cache_config_info` metric, whose labels carry kv_cache_size_tokens, kv_cache_memory_bytes,
   num_gpu_blocks, block_size, cache_dtype, gpu_memory_utilization.
 
-The store is one JSON file under the state dir, keyed by (model, card, vLLM version, settings), written
-atomically (temp file + rename). Reading is tolerant: an unreadable or corrupt file, or entries of another shape,
+The store is one JSON file per rig, keyed by (model, card, vLLM version, settings): the GPU rig's is
+state/measurements.json, the simulated rig's lives in its own dir (state/sim/measurements.json), so a simulated
+start — the simulator agreeing with itself — never shows as "measured on this rig" in a real check. Each record
+names its rig; a store learns only from its own rig's records (one of unknown rig, written before records named
+their rig, is listed but not learned from). Written atomically (temp file + rename). Reading is tolerant: an unreadable or corrupt file, or entries of another shape,
 are reported in `Store.problem` and ignored, so a bad store never breaks `check`. Stdlib only.
 """
 
@@ -22,7 +25,7 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 GIB = 1024**3
@@ -79,6 +82,7 @@ class Measurement:
     sampler: str | None = None  # "flashinfer" when the log says so
     source: str = "log"  # "log", "metrics" or "log+metrics"
     measured_at: float = field(default_factory=time.time)
+    rig: str = ""  # the rig it was measured on ("GPU rig", "simulated rig"); "" = not recorded (older record)
 
     @property
     def key(self) -> str:
@@ -115,7 +119,8 @@ def describe(m: Measurement) -> str:
     s = m.settings
     knobs = (f"tp {s.get('tensor_parallel_size')}, util {s.get('gpu_memory_utilization')}, "
              f"len {s.get('max_model_len')}, seqs {s.get('max_num_seqs')}")
-    return f"{when}  {m.model} on {m.card}, vLLM {m.vllm_version} ({knobs}): {kv}{w}  [{m.source}]"
+    return (f"{when}  {m.model} on {m.card}, vLLM {m.vllm_version} ({knobs}): {kv}{w}  [{m.source}; "
+            f"{m.rig or 'rig not recorded'}]")
 
 
 def key_of(model: str, card: str, vllm_version: str, settings: dict) -> str:
@@ -199,15 +204,19 @@ def measurement(model: str, card: str, vllm_version: str, settings: dict, *, log
                        **{k: v for k, v in facts.items() if k in known and k not in ("vllm_version",)})
 
 
-class Store:
-    """Measurements of this rig, newest last. `problem` says why the file was ignored, if it was."""
+REAL_RIG = "GPU rig"  # appliance.rig's labels: the store of each rig learns only from that rig's starts
 
-    def __init__(self, path: Path | None = None):
+
+class Store:
+    """Measurements of one rig (`rig`, its label), newest last. `problem` says why the file was ignored."""
+
+    def __init__(self, path: Path | None = None, rig: str = REAL_RIG):
         if path is None:
             from appliance.paths import state_dir
 
             path = state_dir() / STORE_NAME
         self.path = Path(path)
+        self.rig = rig
         self.problem: str | None = None
         self._items: list[Measurement] = self._read()
 
@@ -239,10 +248,18 @@ class Store:
         return items
 
     def all(self) -> list[Measurement]:
+        """Every record, for listing (also those of another or an unrecorded rig)."""
         return sorted(self._items, key=lambda m: m.measured_at)
 
+    def own(self) -> list[Measurement]:
+        """The records of this store's rig: the only ones a check shows as measured here or learns from."""
+        return [m for m in self.all() if m.rig == self.rig]
+
     def record(self, m: Measurement) -> None:
-        """Keep the newest measurement per key; write the file atomically."""
+        """Keep the newest measurement per key; write the file atomically. A record without a rig is one of
+        this store's rig (it is being recorded here)."""
+        if not m.rig:
+            m = replace(m, rig=self.rig)
         self._items = [x for x in self._items if x.key != m.key] + [m]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"format": FORMAT, "measurements": [x.to_dict() for x in self.all()]}, indent=1)
@@ -262,7 +279,7 @@ class Store:
                tp: int | None = None, pp: int | None = None) -> Measurement | None:
         """The newest measurement of `model` on `card`, optionally with this version, these settings or TP/PP."""
         found = None
-        for m in self.all():
+        for m in self.own():
             if m.model.lower() != model.lower() or m.card != card:
                 continue
             if vllm_version and m.vllm_version != vllm_version:
@@ -283,7 +300,7 @@ def learned(store: Store, model: str, card: str, *, tp: int, pp: int = 1,
     weights and KV memory: what the next prediction learns from (any other settings: the overhead residual
     carries over). A start of another vLLM version is stale: listed, never learned from."""
     best = None
-    for m in store.all():
+    for m in store.own():
         if m.model.lower() != model.lower() or m.card != card or m.device != "gpu":
             continue
         if vllm_version and m.vllm_version != vllm_version:
@@ -306,8 +323,10 @@ def settings_of(engine, max_model_len: int, max_num_seqs: int, max_num_batched_t
             "enforce_eager": bool(engine.option("enforce_eager"))}
 
 
-def open_store(path: Path | None = None) -> Store:
-    return Store(path)
+def open_store(path: Path | None = None, rig: str = REAL_RIG) -> Store:
+    """The store of a rig: by default the GPU rig's (state/measurements.json); a Rig gives its own
+    (appliance.rig.Rig.measurements)."""
+    return Store(path, rig)
 
 
 def record_start(store: Store, engine_fit, *, log_text: str | None = None, metrics_text: str | None = None,

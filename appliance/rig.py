@@ -100,12 +100,20 @@ class Rig:
     hosted: object  # RealHosted | HostedStandIns: check_keys, ensure(profiles, emit) → overrides, stop
     render_base: RenderSettings  # how engine services are rendered for this runtime
     simulated: bool = False  # for labels only: the core never branches on it
+    measurements_path: Path | None = None  # what vLLM measured at its starts (None: the GPU rig's, state/)
 
     def __post_init__(self):
         self.dir = Path(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = StateStore(self.dir / "state.json")
         self._gpus = None
+
+    def measurements(self):
+        """This rig's store of what vLLM measured (appliance.measured): a simulated rig keeps its own, so its
+        starts never show as "measured on this rig" in a check of the real one."""
+        from appliance import measured
+
+        return measured.open_store(self.measurements_path, rig=self.label)
 
     @property
     def rendered(self) -> Path:
@@ -173,6 +181,14 @@ def real_rig(*, runtime: str = "docker", root: Path | None = None, docker_env: d
                hosted=RealHosted(), render_base=RenderSettings())
 
 
+SIM_MEASUREMENTS = "measurements.json"  # in the simulated rig's own dir, apart from the GPU rig's
+
+
+def sim_root() -> Path:
+    """Where the simulated rig keeps its state (also read by `appliance measurements` to list its records)."""
+    return paths.state_dir() / "sim"
+
+
 def simulated_rig(*, runtime: str = "process", root: Path | None = None, docker_env: dict | None = None,
                   cards: list[str] | None = None, engine: str = "stand-in",
                   vllm_command: list[str] | None = None) -> Rig:
@@ -184,7 +200,7 @@ def simulated_rig(*, runtime: str = "process", root: Path | None = None, docker_
     _check_runtime(runtime)
     if engine not in ("stand-in", "vllm"):
         raise ApplianceError(f"engine {engine}", "use stand-in or vllm")
-    d = Path(root) if root else paths.state_dir() / "sim"
+    d = Path(root) if root else sim_root()
     sim_dir = d / "gpus"
     command, engine_env, sidecar = STAND_IN_COMMAND, {}, ()
     if engine == "vllm":  # a real vLLM (the CPU build here) on simulated GPUs whose power follows its load
@@ -209,7 +225,8 @@ def simulated_rig(*, runtime: str = "process", root: Path | None = None, docker_
         base = RenderSettings(gpu_reservation=False, extra_env={"APPLIANCE_SIM_DIR": str(sim_dir), **engine_env},
                               sidecar=sidecar)
     return Rig(dir=d, label="simulated rig", gpu_source=SimulatedSource(sim_dir, cards), runtime=engines,
-               proxy_runtime=proxy, hosted=HostedStandIns(d), render_base=base, simulated=True)
+               proxy_runtime=proxy, hosted=HostedStandIns(d), render_base=base, simulated=True,
+               measurements_path=d / SIM_MEASUREMENTS)
 
 
 def from_args(*, sim: bool, runtime: str) -> Rig:

@@ -187,4 +187,4 @@ def test_check_itself_reproduces_the_table(case, tmp_path, monkeypatch):
     if default != s.get("sampler", "torch"):
         assert abs(e.kv_tokens - case["logged"]["kv_tokens"]) <= 0.05 * case["logged"]["kv_tokens"]
     assert e.available_kv_bytes == max(0, expected.kv) and e.kv_tokens == expected.kv_tokens
-    assert e.inputs["config"] == "stated in models.yaml" and e.inputs["card_memory"] == "measured"
+    assert e.inputs["config"] == "stated in models.yaml" and e.inputs["card_memory"] == cards.PUBLISHED

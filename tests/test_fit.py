@@ -161,5 +161,5 @@ def test_check_reads_gpu_as_owners_type_it(gpu, count, name):
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode in (0, 1), out.stderr
     data = json.loads(out.stdout)
-    assert data["gpu_source"] == "--gpu"
+    assert data["gpu_source"].startswith(f"--gpu {gpu}")
     assert len(data["gpus"]) == count and all(name in g["name"] for g in data["gpus"])

@@ -11,12 +11,14 @@ from appliance.fit import GPU, fit_profile
 from appliance.profile import load_profile
 
 
-def check(tmp_path, card: str = "4090", n: int = 1, **engine):
+def check(tmp_path, card: str = "4090", n: int = 1, rig: int | None = None, **engine):
+    """One engine on `n` GPUs of a rig of `rig` (default n) GPUs of `card`."""
+    rig = rig or n
     spec = {"name": "p", "gpus": list(range(n)), "engines": [{"aliases": ["local"], **engine}]}
     f = tmp_path / f"p{len(list(tmp_path.iterdir()))}.yaml"
     f.write_text(yaml.safe_dump(spec))
     c = cards.CARDS[card]
-    return fit_profile(load_profile(f), [GPU.from_card(i, c) for i in range(n)], use_hf_cache=False).engines[0]
+    return fit_profile(load_profile(f), [GPU.from_card(i, c) for i in range(rig)], use_hf_cache=False).engines[0]
 
 
 LLAMA = dict(model="meta-llama/Llama-3.1-8B-Instruct", quantization="fp8", max_model_len=65536, max_num_seqs=32)
@@ -25,7 +27,7 @@ LLAMA = dict(model="meta-llama/Llama-3.1-8B-Instruct", quantization="fp8", max_m
 @pytest.mark.parametrize("util", [0.95, 0.97])
 def test_high_utilization_is_not_the_advice(tmp_path, util):
     """KV-limited at 0.95+: what helps is a shorter context, fp8 KV, fewer sequences or more tensor parallelism."""
-    e = check(tmp_path, gpu_memory_utilization=util, **LLAMA)
+    e = check(tmp_path, rig=2, gpu_memory_utilization=util, **LLAMA)
     assert e.fits and not e.full_concurrency_fits, e.verdict
     text = " | ".join(e.fixes)
     assert "gpu_memory_utilization" not in text
@@ -34,7 +36,7 @@ def test_high_utilization_is_not_the_advice(tmp_path, util):
 
 
 def test_every_suggested_fix_helps_when_applied(tmp_path):
-    e = check(tmp_path, gpu_memory_utilization=0.95, **LLAMA)
+    e = check(tmp_path, rig=2, gpu_memory_utilization=0.95, **LLAMA)
     fp8 = check(tmp_path, gpu_memory_utilization=0.95, kv_cache_dtype="fp8", **LLAMA)
     tp2 = check(tmp_path, "4090", 2, gpu_memory_utilization=0.95, tensor_parallel_size=2, **LLAMA)
     assert fp8.kv_tokens > 1.9 * e.kv_tokens and tp2.kv_tokens > 2 * e.kv_tokens

@@ -212,7 +212,7 @@ def before_gpu_name() -> str:
 
 def test_report_says_which_inputs_were_exact(tmp_path, monkeypatch):
     _, e = _agent_fit(None)
-    assert e.inputs == {"config": "built-in catalog", "weights": "estimated", "card_memory": "measured",
+    assert e.inputs == {"config": "built-in catalog", "weights": "estimated", "card_memory": cards.PUBLISHED,
                         "overhead": "estimated"}
     assert e.confidence.startswith("estimated: config (built-in catalog), weights")
     snap = tmp_path / "hub" / "models--Qwen--Qwen2.5-14B-Instruct-AWQ" / "snapshots" / "abc"

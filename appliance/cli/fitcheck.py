@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
+EXIT_UNKNOWN_MODEL = 3  # `check`: a model nothing is known about; not "does not fit" (1) nor bad input (2)
+
 
 def _gpus_from_arg(spec: str | None, needed: int):
-    """`--gpu TEXT` → fit.GPU list (the rules: appliance/gpu_arg.py), None when --gpu was not given."""
-    from appliance.gpu_arg import parse_gpu_arg
+    """`--gpu TEXT` → (fit.GPU list, what was assumed) (the rules: appliance/gpu_arg.py), None without --gpu."""
+    from appliance.gpu_arg import parse_gpu_arg_noted
 
-    return None if spec is None else parse_gpu_arg(spec, needed)
+    return None if spec is None else parse_gpu_arg_noted(spec, needed)
 
 
 def _machine_gpus():
@@ -43,7 +45,8 @@ def _gpus_for(profile, spec: str | None):
 
     given = _gpus_from_arg(spec, _profile_needs(profile))
     if given is not None:
-        return given, "--gpu"
+        gpus, note = given
+        return gpus, f"--gpu {spec}" + (f" ({note})" if note else "")
     found = _machine_gpus()
     if found:
         return found, "NVML"
@@ -101,8 +104,13 @@ def _print_fit(report, profile, source: str) -> None:
         print(f"problem: {p}")
     if getattr(report, "measurements_problem", None):
         print(f"note: {report.measurements_problem}")
+    if report.verdict == "unknown model":
+        from appliance.catalog_user import EXAMPLE, models_path
+
+        print(f"\nto check it, describe the model in {models_path()} (the fields of its config.json), e.g.:")
+        print("".join(f"  {line}\n" for line in EXAMPLE.format(model=report.unknown_models[0]).splitlines()), end="")
     print()
-    print("FITS" if report.fits else "DOES NOT FIT")
+    print(report.headline)
 
 
 def cmd_check(args) -> int:
@@ -113,14 +121,15 @@ def cmd_check(args) -> int:
 
     profile = load_profile(args.profile)
     gpus, source = _gpus_for(profile, args.gpu)
-    report = fit_profile(profile, gpus, store=measured.open_store())
+    where = source.split(" (")[0] if source.startswith("--gpu") else "this machine"
+    report = fit_profile(profile, gpus, store=measured.open_store(), gpus_from=where)
     checks = check_engines(profile, upgrade_to=args.vllm, gpu_name=gpus[0].name if gpus else None)
     refused = blocking(checks) if args.strict else []
     upgraded = None
     if args.vllm:  # the fit under that version's memory accounting and defaults
         tag = f"vllm/vllm-openai:v{args.vllm.lstrip('v')}"
         moved = profile.model_copy(update={"engines": [e.model_copy(update={"image": tag}) for e in profile.engines]})
-        upgraded = fit_profile(moved, gpus, store=measured.open_store())
+        upgraded = fit_profile(moved, gpus, store=measured.open_store(), gpus_from=where)
     if args.json:
         out = report.to_dict()
         out["gpu_source"] = source
@@ -139,6 +148,8 @@ def cmd_check(args) -> int:
                       f"{then.verdict.split(':')[0]}")
         if refused:
             print(f"\n--strict: {len(refused)} advice item(s) would refuse to start")
+    if report.verdict == "unknown model" and not refused:
+        return EXIT_UNKNOWN_MODEL
     return 0 if report.fits and not refused else 1
 
 
@@ -158,7 +169,7 @@ def cmd_profiles(args) -> int:
             gpus, source = _gpus_for(p, args.gpu)
             report = fit_profile(p, gpus)
             verdict = "fits" if report.fits and all(e.full_concurrency_fits for e in report.engines) else (
-                "fits, KV-limited" if report.fits else "does not fit")
+                "fits, KV-limited" if report.fits else report.verdict)
         except ApplianceError as exc:
             verdict, source = "unknown", exc.message
         rows.append({
@@ -222,22 +233,30 @@ def cmd_render(args) -> int:
 
 
 def cmd_measurements(args) -> int:
-    """What vLLM measured at each start on this rig (the fit check learns from them)."""
+    """What vLLM measured at each start, per rig: the GPU rig's records (the fit check learns from them) and the
+    simulated rig's, kept apart and labelled so a simulated start is never mistaken for a real one."""
     from dataclasses import asdict
 
-    from appliance import measured
+    from appliance import measured, rig
 
-    store = measured.open_store()
-    items = store.all()
+    stores = [measured.open_store(), measured.open_store(rig.sim_root() / rig.SIM_MEASUREMENTS, rig="simulated rig")]
+    items = [(s, m) for s in stores for m in s.all()]
     if args.json:
-        print(json.dumps({"measurements": [asdict(m) for m in items], "problem": store.problem}, indent=2,
-                         default=str))
+        print(json.dumps({"measurements": [dict(asdict(m), rig=m.rig or f"not recorded (in the {s.rig}'s store)")
+                                           for s, m in items],
+                          "stores": [{"rig": s.rig, "path": str(s.path), "problem": s.problem} for s in stores],
+                          "problem": stores[0].problem}, indent=2, default=str))
         return 0
-    if store.problem:
-        print(f"note: {store.problem}")
+    for s in stores:
+        if s.problem:
+            print(f"note ({s.rig}): {s.problem}")
     if not items:
         print("no measurements yet: each successful `up`/`switch` records what vLLM measured")
-    for m in items:
-        print(measured.describe(m))
+    for s, m in items:
+        line = measured.describe(m)
+        if not m.rig:
+            line += f" (in the {s.rig}'s store, recorded before records named their rig: not learned from)"
+        elif m.rig != s.rig:
+            line += f" (in the {s.rig}'s store; not learned from)"
+        print(line)
     return 0
-

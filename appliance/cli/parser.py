@@ -47,7 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Fit check: weights, KV cache per token, KV for max_model_len × max_num_seqs, "
                                    "tokens of KV that fit, concurrency at full context, and a fix when it does not "
                                    "fit. GPUs come from NVML, else from --gpu, else from the profile's `card`. "
-                                   "Exit 0 when it fits, 1 when not.")
+                                   "KV figures (kv_cache_needed_bytes, kv_cache_allocated_bytes, available_kv_bytes, "
+                                   "kv_bytes_per_token) are per GPU: with tensor parallelism each GPU holds that "
+                                   "much. Exit 0 when it fits, 1 when it does not, 2 for a mistake in the input, 3 "
+                                   "when a model is unknown (nothing in the built-in catalog, the Hugging Face cache "
+                                   "or models.yaml: describe it in models.yaml and check again).")
     p.add_argument("profile", metavar="PROFILE_OR_PATH")
     p.add_argument("--gpu", metavar="GPUS", help=GPU_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable report")

@@ -131,5 +131,5 @@ def summary(report) -> list[str]:
         if e.fixes:
             out.append("  fix: " + ", ".join(e.fixes))
     out += [f"problem: {p}" for p in report.problems]
-    out.append("FITS" if report.fits else "DOES NOT FIT")
+    out.append(report.headline)
     return out

@@ -77,7 +77,7 @@ class Stack:
         count_used = self.rig.gpu_source.counts_used_memory and not ignore_own
         gpus = [GPU(r.index, r.name, r.memory_total_bytes or 0, (r.memory_used_bytes or 0) if count_used else 0)
                 for r in self.rig.gpus().read_all()]
-        report = fit_profile(profile, gpus, store=measured.open_store())
+        report = fit_profile(profile, gpus, store=self.rig.measurements())
         self._fits[profile.name] = report
         for e in report.engines:
             self.emit("info" if e.fits else "warn", f"fit {e.engine}: {e.verdict}", fits=e.fits)
@@ -190,7 +190,7 @@ class Stack:
         report = self._fits.get(profile.name)
         if report is None:
             return
-        store = measured.open_store()
+        store = self.rig.measurements()
         with http.client(timeout_s=2.0) as client:
             for e, ef in zip(profile.engines, report.engines):
                 try:
