@@ -113,7 +113,7 @@ def cmd_endpoint(args) -> int:
     root = f"http://{host}:{proxy.port}"
     key = secrets.master_key()
     profile = stack.active_profile()
-    pl = stack.front_door.plan(profile)
+    pl, drift = stack.front_door.running_plan(profile)  # what the door serves, not what settings.yaml says now
     model = claude_code_alias(profile)
     aliases = {}
     for a, r in routes_by_alias(pl).items():
@@ -129,7 +129,7 @@ def cmd_endpoint(args) -> int:
                           "claude_code": claude, "key_headers": ["Authorization: Bearer <key>", "x-api-key: <key>"],
                           "apis": ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages",
                                    "/v1/messages/count_tokens", "/v1/models"],
-                          "aliases": aliases}, indent=2))
+                          "aliases": aliases, "warnings": [drift] if drift else []}, indent=2))
         return 0
     print("# OpenAI-style clients (OpenAI SDKs, Codex, aider, …): chat, completions and the Responses API")
     print(f"export OPENAI_BASE_URL={root}/v1")
@@ -146,6 +146,8 @@ def cmd_endpoint(args) -> int:
           "for a claude-haiku name the front door does not serve")
     print()
     print_routes(pl, profile)
+    if drift:
+        print(f"# ! {drift}")
     return 0
 
 

@@ -106,7 +106,7 @@ def _status(args) -> int:
     from appliance.cli.agents import print_routes, routes_by_alias
 
     stale = stale_active(stack.rig)
-    plan = stack.front_door.plan()
+    plan, _drift = stack.front_door.running_plan()  # what the door serves; the drift is in snap.warnings
     spend = snap.proxy.spend_usd if snap.proxy else None
     if args.json:
         print(json.dumps({**snap.to_dict(), "ok": stale is None, "state_problem": stale,

@@ -8,6 +8,7 @@ rig's proxy runtime; the hosted models are whatever the rig's `hosted` part prov
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,8 +27,12 @@ from appliance.render.frontdoor import (
 )
 from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, engine_base_port, proxy_settings
 from appliance.render.plan import ProxyPlan, backend_name, plan
-from appliance.settings import load_settings
+from appliance.settings import UserSettings, load_settings
 from appliance.stack.state import ProfileRef, ProxyRecord
+
+APPLIED = "settings.applied.json"  # next to the rendered proxy config: the owner's settings the door serves
+DRIFT = ("settings.yaml changed after the front door started: it still serves the routes below; "
+         "`appliance restore` applies the new settings")
 
 
 class FrontDoor:
@@ -56,6 +61,43 @@ class FrontDoor:
     def plan(self, profile: Profile | None = None) -> ProxyPlan:
         """What the front door serves for `profile` (see `serving`) under the owner's settings."""
         return plan(self.serving(profile), load_settings())
+
+    # -- what runs (settings.yaml may have changed since) --------------------------------------------------
+    def _record_applied(self, user: UserSettings) -> None:
+        """The owner's settings the running door was rendered with. Why: settings.yaml is read again by every
+        command, but the door only takes it at up/switch/apply/restore; `status`, `endpoint` and the dashboard
+        must show what the door serves (and count the spend of its hosted models), not what the file says now."""
+        render.Rendered(self.rig.rendered / "proxy" / APPLIED,
+                        json.dumps(user.model_dump(mode="json"), indent=1, sort_keys=True) + "\n").write()
+
+    def applied_settings(self) -> UserSettings | None:
+        """The settings the running door serves (see `_record_applied`); None when nothing recorded them (no
+        door, or one started before the record existed)."""
+        if self.rig.state.load().proxy is None:
+            return None
+        try:
+            data = json.loads((self.rig.rendered / "proxy" / APPLIED).read_text())
+            return UserSettings.model_validate(data, strict=False)
+        except (OSError, ValueError):
+            return None
+
+    def running_plan(self, profile: Profile | None = None) -> tuple[ProxyPlan, str | None]:
+        """What the running front door serves for `profile` (see `serving`), and a warning when settings.yaml
+        on disk says something else (edited, or broken, since the door took it); (plan under the file, None)
+        when no record says what the door took."""
+        profile = self.serving(profile)
+        applied = self.applied_settings()
+        try:
+            now = load_settings()
+        except ApplianceError as exc:
+            if applied is None:
+                raise
+            return plan(profile, applied), (f"settings.yaml has a mistake ({exc.message}): the front door still "
+                                            "serves the settings it started with")
+        if applied is None:
+            return plan(profile, now), None
+        same = now.model_dump(mode="json") == applied.model_dump(mode="json")
+        return plan(profile, applied), None if same else DRIFT
 
     def settings(self, profile: Profile | None, litellm_port: int | None = None) -> FrontDoorSettings:
         """Where the front door listens; LiteLLM on `litellm_port`, else on the one in service now."""
@@ -126,6 +168,7 @@ class FrontDoor:
             self.reload(Path(fd.socket_path))
             self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
             self._enable_routed(pl)
+        self._record_applied(load_settings())  # the door serves the file's settings now (also when unchanged)
 
     def rotate(self) -> bool:
         """New keys take effect without a restart: a new LiteLLM (it reads its keys at start) is swapped in and
@@ -164,6 +207,7 @@ class FrontDoor:
         rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
         frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
+        self._record_applied(load_settings())
         self._enable_routed(pl)  # a restarted front door starts with its engines disabled
 
     def _swap_litellm(self, profile: Profile | None, old: FrontDoorSettings) -> None:
@@ -191,6 +235,7 @@ class FrontDoor:
         files["haproxy.cfg"].write()
         self.reload(Path(fd.socket_path))
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, new_port, fd.socket_path))
+        self._record_applied(load_settings())
         self._enable_routed(self.plan(profile))
         rt.stop_service(PROXY_PROJECT, old_name, timeout_s=120)  # finishes its streams, then exits
         render.Rendered(proxy_dir / "compose.yaml", render.dump(self._compose(fd, (new_port,)))).write()
@@ -300,4 +345,5 @@ class FrontDoor:
     def stop(self) -> None:
         self.rig.proxy_runtime.down(PROXY_PROJECT, self.rig.rendered / "proxy" / "compose.yaml", timeout_s=10)
         self.rig.hosted.stop()
+        (self.rig.rendered / "proxy" / APPLIED).unlink(missing_ok=True)
 

@@ -1,0 +1,70 @@
+"""What runs, not what the files say now (issue #13, a new user's trial): settings.yaml edited while the rig
+runs is not applied to the running front door, so `status`, `endpoint` and the dashboard's warnings show the
+routes the door serves and say that `appliance restore` applies the edit; a power limit back at its original is
+nothing to warn about."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import pytest
+
+from appliance.settings import settings_file
+from appliance.stack.front_door import DRIFT
+
+from rigutil import apply_env, rig_env, running_rig, write_profiles
+
+
+@pytest.mark.proxy
+def test_settings_edited_while_the_door_runs_are_shown_as_not_applied(tmp_path, litellm_bin):
+    from types import SimpleNamespace
+
+    from appliance.cli.agents import cmd_endpoint
+    from appliance.telemetry import Sampler
+
+    with running_rig(tmp_path) as stack:
+        assert stack.front_door.running_plan()[1] is None  # nothing edited: no warning
+        assert DRIFT not in stack.warnings()
+        before = stack.front_door.running_plan()[0]
+        assert before.reaches_hosted("local") and not before.local_only
+        settings_file().parent.mkdir(parents=True, exist_ok=True)
+        settings_file().write_text("local_only: true\n")
+        pl, drift = stack.front_door.running_plan()
+        assert drift == DRIFT and not pl.local_only and pl.reaches_hosted("local")  # the door still falls back
+        assert stack.front_door.plan().local_only  # what the next up/restore renders
+        assert DRIFT in stack.warnings()
+        sampler = Sampler(stack)
+        try:
+            snap = sampler.sample()
+        finally:
+            sampler.close()
+        assert DRIFT in snap.warnings and snap.proxy is not None and not snap.proxy.local_only
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            cmd_endpoint(SimpleNamespace(sim=True, runtime="process", json=False))
+        text = out.getvalue()
+        assert "local only" not in text and "hosted hosted-mini" in text and DRIFT in text
+        stack.front_door.ensure(None)  # what `appliance restore` does to the door
+        pl, drift = stack.front_door.running_plan()
+        assert drift is None and pl.local_only and DRIFT not in stack.warnings()
+
+
+def test_a_power_limit_back_at_its_original_is_no_warning(tmp_path, monkeypatch):
+    """An earlier run saved the original (450 W) and died; the limit is 450 W now: nothing differs."""
+    from appliance.profile import load_profile
+    from appliance.rig import simulated_rig
+    from appliance.stack import Stack
+
+    write_profiles(tmp_path / "profiles")
+    apply_env(monkeypatch, rig_env(tmp_path))
+    rig = simulated_rig(runtime="process")
+    stack = Stack(rig)
+    rig.gpu_source.prepare(rig, load_profile("alpha"), False, stack.emit)
+    assert rig.gpus().read(0).power_limit_w == 450
+    rig.state.update(power_saved={0: 450.0})
+    again = Stack(simulated_rig(runtime="process"))
+    assert not [w for w in again.warnings() if "power limits" in w]
+    stack.power.apply(load_profile("alpha"))  # 300 W now: that one differs
+    assert [w for w in Stack(simulated_rig(runtime="process")).warnings()
+            if "power limits changed by an earlier run are still applied (originals: GPU 0: 450 W)" in w]
