@@ -68,3 +68,26 @@ def test_a_power_limit_back_at_its_original_is_no_warning(tmp_path, monkeypatch)
     stack.power.apply(load_profile("alpha"))  # 300 W now: that one differs
     assert [w for w in Stack(simulated_rig(runtime="process")).warnings()
             if "power limits changed by an earlier run are still applied (originals: GPU 0: 450 W)" in w]
+
+
+@pytest.mark.proxy
+def test_cli_switch_prints_the_route_changes(tmp_path, litellm_bin):
+    """The TUI's switch dialog says what a switch changes about the routes; the CLI said nothing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    with running_rig(tmp_path):
+        run = subprocess.run([sys.executable, "-m", "appliance", "switch", "beta", "--sim", "--runtime", "process",
+                              "--json"], capture_output=True, text=True, env=dict(os.environ), timeout=300,
+                             stdin=subprocess.DEVNULL)
+        assert run.returncode == 0, run.stderr
+        out = json.loads(run.stdout)
+        assert out["route_changes"] == ["local: answered by engine main (Qwen/Qwen2.5-7B-Instruct-AWQ) → engine main "
+                                        "(Qwen/Qwen2.5-14B-Instruct-AWQ)"], out
+        assert "routes: local: answered by engine main" in run.stderr
+        run = subprocess.run([sys.executable, "-m", "appliance", "switch", "beta", "--sim", "--runtime", "process"],
+                             capture_output=True, text=True, env=dict(os.environ), timeout=300,
+                             stdin=subprocess.DEVNULL)
+        assert run.returncode == 0 and "\nroutes unchanged\n" in run.stdout, run.stdout + run.stderr
