@@ -91,3 +91,24 @@ def test_cli_switch_prints_the_route_changes(tmp_path, litellm_bin):
                              capture_output=True, text=True, env=dict(os.environ), timeout=300,
                              stdin=subprocess.DEVNULL)
         assert run.returncode == 0 and "\nroutes unchanged\n" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.proxy
+def test_doctor_does_not_call_a_rig_with_a_hung_engine_fine(tmp_path, litellm_bin):
+    """SIGSTOP: the engine accepts TCP and never answers; `status` says hung, `doctor --dry-run` said `state: fine`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with running_rig(tmp_path) as stack:
+        pid = [s for s in stack.rig.runtime.states("appliance-alpha")][0].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            run = subprocess.run([sys.executable, "-m", "appliance", "doctor", "--dry-run", "--sim", "--runtime",
+                                  "process"], capture_output=True, text=True, env=dict(os.environ), timeout=120,
+                                 stdin=subprocess.DEVNULL)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "engine main: hung — not healthy" in run.stdout, run.stdout
