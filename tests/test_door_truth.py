@@ -112,3 +112,32 @@ def test_doctor_does_not_call_a_rig_with_a_hung_engine_fine(tmp_path, litellm_bi
             os.kill(pid, signal.SIGCONT)
         assert run.returncode == 1, run.stdout + run.stderr
         assert "engine main: hung — not healthy" in run.stdout, run.stdout
+
+
+@pytest.mark.parametrize("profile,warned", [("rtx4090-llama31-8b-chat", True), ("rtx4090-qwen25-14b-agent", False)])
+def test_endpoint_warns_when_claude_codes_alias_cannot_call_tools(tmp_path, profile, warned):
+    """Claude Code always sends tools; an engine without a tool-call parser answers each of its requests 400."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    f = home / "state" / "sim" / "state.json"
+    f.parent.mkdir(parents=True)
+    f.write_text(json.dumps({"active": profile, "last_good": profile,
+                             "proxy": {"host": "127.0.0.1", "port": 4000, "litellm_port": 4001}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APPLIANCE_")}
+    env.update(APPLIANCE_HOME=str(home), LITELLM_LOCAL_MODEL_COST_MAP="True")
+
+    def run(*extra):
+        return subprocess.run([sys.executable, "-m", "appliance", "endpoint", *extra, "--sim", "--runtime",
+                               "process"], capture_output=True, text=True, env=env, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+    text, js = run(), run("--json")
+    assert text.returncode == 0 and js.returncode == 0, text.stderr + js.stderr
+    said = [w for w in json.loads(js.stdout)["warnings"] if "no tool-call parser" in w]
+    assert bool(said) == warned and ("# ! local (engine" in text.stdout) == warned, text.stdout
+    if warned:
+        assert "tool_call_parser" in said[0] and "Claude Code always sends tools" in said[0]
