@@ -141,3 +141,13 @@ def test_endpoint_warns_when_claude_codes_alias_cannot_call_tools(tmp_path, prof
     assert bool(said) == warned and ("# ! local (engine" in text.stdout) == warned, text.stdout
     if warned:
         assert "tool_call_parser" in said[0] and "Claude Code always sends tools" in said[0]
+    # `endpoint --help` lists the --json keys: the list is what --json prints (it said three stale ones)
+    import re
+
+    from appliance.cli.parser import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command" or getattr(a, "choices", None)
+               and "endpoint" in (a.choices or {}))
+    flag = next(a for a in sub.choices["endpoint"]._actions if "--json" in a.option_strings)
+    listed = set(re.sub(r"\([^)]*\)", "", flag.help.split("keys:", 1)[1]).replace(" ", "").split(","))
+    assert listed == set(json.loads(js.stdout)), (listed, set(json.loads(js.stdout)))
