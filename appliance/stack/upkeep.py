@@ -198,7 +198,8 @@ def warnings(stack) -> list[str]:
             out.append(f"power limits changed by an earlier run are still applied (originals: {lims}); "
                        "`appliance down` restores them")
     if state.starting:
-        out.append(f"an earlier start of {state.starting} did not finish (the appliance was interrupted)")
+        out.append(f"an earlier start of {state.starting} did not finish (the appliance was interrupted); "
+                   "`appliance restore` finishes it (or rolls back to the last good profile)")
     try:
         drift = stack.front_door.running_plan()[1]
     except ApplianceError as exc:
