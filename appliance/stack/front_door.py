@@ -27,7 +27,7 @@ from appliance.render.frontdoor import (
 )
 from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, engine_base_port, proxy_settings
 from appliance.render.plan import ProxyPlan, backend_name, plan
-from appliance.settings import UserSettings, load_settings
+from appliance.settings import UserSettings, load_settings, settings_file
 from appliance.stack.state import ProfileRef, ProxyRecord
 
 APPLIED = "settings.applied.json"  # next to the rendered proxy config: the owner's settings the door serves
@@ -35,11 +35,19 @@ DRIFT = ("settings.yaml changed after the front door started: it still serves th
          "`appliance restore` applies the new settings")
 
 
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
 class FrontDoor:
     def __init__(self, rig, emit: Callable[..., None], routed: Callable[[], Profile | None]):
         self.rig = rig
         self.emit = emit
         self.routed = routed  # the profile whose engines the front door sends requests to now
+        self._drift_cache: tuple = (None, None)  # see _settings_now
 
     # -- what to render ----------------------------------------------------------------------------
     def serving(self, profile: Profile | None = None) -> Profile | None:
@@ -81,23 +89,39 @@ class FrontDoor:
         except (OSError, ValueError):
             return None
 
+    def _settings_now(self) -> tuple[UserSettings | None, UserSettings | None, str | None]:
+        """(applied, on disk, drift warning); on disk None when the file does not load and the door's record
+        exists (the warning says why). Cached on both files' mtime and size: the sampler asks every second."""
+        files = (settings_file(), self.rig.rendered / "proxy" / APPLIED)
+        key = (self.rig.state.load().proxy is not None,) + tuple(
+            (st.st_mtime_ns, st.st_size) if (st := _stat(f)) else None for f in files)
+        if self._drift_cache[0] == key:
+            return self._drift_cache[1]
+        applied = self.applied_settings()
+        try:
+            now, drift = load_settings(), None
+        except ApplianceError as exc:
+            if applied is None:
+                raise
+            now, drift = None, (f"settings.yaml has a mistake ({exc.message}): the front door still serves the "
+                                "settings it started with")
+        if applied is not None and now is not None and \
+                now.model_dump(mode="json") != applied.model_dump(mode="json"):
+            drift = DRIFT
+        self._drift_cache = (key, (applied, now, drift))
+        return applied, now, drift
+
+    def drift(self) -> str | None:
+        """The warning when settings.yaml on disk is not what the running door serves (None: it is, or no door
+        recorded what it took)."""
+        return self._settings_now()[2]
+
     def running_plan(self, profile: Profile | None = None) -> tuple[ProxyPlan, str | None]:
         """What the running front door serves for `profile` (see `serving`), and a warning when settings.yaml
         on disk says something else (edited, or broken, since the door took it); (plan under the file, None)
         when no record says what the door took."""
-        profile = self.serving(profile)
-        applied = self.applied_settings()
-        try:
-            now = load_settings()
-        except ApplianceError as exc:
-            if applied is None:
-                raise
-            return plan(profile, applied), (f"settings.yaml has a mistake ({exc.message}): the front door still "
-                                            "serves the settings it started with")
-        if applied is None:
-            return plan(profile, now), None
-        same = now.model_dump(mode="json") == applied.model_dump(mode="json")
-        return plan(profile, applied), None if same else DRIFT
+        applied, now, drift = self._settings_now()
+        return plan(self.serving(profile), applied if applied is not None else now), drift
 
     def settings(self, profile: Profile | None, litellm_port: int | None = None) -> FrontDoorSettings:
         """Where the front door listens; LiteLLM on `litellm_port`, else on the one in service now."""

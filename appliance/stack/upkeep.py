@@ -201,7 +201,7 @@ def warnings(stack) -> list[str]:
         out.append(f"an earlier start of {state.starting} did not finish (the appliance was interrupted); "
                    "`appliance restore` finishes it (or rolls back to the last good profile)")
     try:
-        drift = stack.front_door.running_plan()[1]
+        drift = stack.front_door.drift()
     except ApplianceError as exc:
         drift = f"settings.yaml: {exc.message}" if state.proxy else None
     if drift and state.proxy:
