@@ -31,7 +31,7 @@ from appliance.settings import UserSettings, load_settings, settings_file
 from appliance.stack.state import ProfileRef, ProxyRecord
 
 APPLIED = "settings.applied.json"  # next to the rendered proxy config: the owner's settings the door serves
-DRIFT = ("settings.yaml changed after the front door started: it still serves the routes below; "
+DRIFT = ("settings.yaml changed after the front door started: the routes shown are what it still serves; "
          "`appliance restore` applies the new settings")
 
 
