@@ -116,8 +116,9 @@ def stale_active(rig, state: RigState | None = None) -> str | None:
 
 
 def stale_message(name: str) -> str:
-    return (f"the state says {name} is active, but its engines are not running; run `appliance up {name}` to "
-            "start it again, or `appliance down` to clear the record (it restores the GPUs' power limits)")
+    return (f"the state says {name} is active, but its engines are not running; run `appliance restore` (or "
+            f"`appliance up {name}`) to start them again, or `appliance down` to clear the record (it restores the "
+            "GPUs' power limits)")
 
 
 def examine(rig, repair: bool = True) -> Diagnosis:

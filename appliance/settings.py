@@ -70,7 +70,7 @@ def load_settings(path: Path | None = None) -> UserSettings:
         field = ".".join(str(x) for x in loc) or "(top level)"
         value = err.get("input")
         fix = {"extra_forbidden": "known fields: local_only, hosted, fallbacks",
-               "missing": f"add `{field}`"}.get(err["type"], "see the example at the top of appliance/settings.py")
+               "missing": f"add `{field}`"}.get(err["type"], "see \"Point your agent here\" in the README (settings.yaml: local_only, hosted, fallbacks)")
         raise ProfileError(f"{_where(src, loc)}: `{field}`: {err['msg']} (value: {value!r})", fix) from None
     names = s.hosted_by_name()
     for alias, chain in s.fallbacks.items():

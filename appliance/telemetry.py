@@ -311,7 +311,7 @@ def proxy_routes(snap: ProxySnap, stack, scrape: metrics.Scrape | None) -> Proxy
 
     try:
         profile = stack.front_door.serving()
-        pl = stack.front_door.plan(profile)
+        pl = stack.front_door.running_plan(profile)[0]  # what the door serves (its spend counts), not the file
     except ApplianceError:
         return snap
     spend = None

@@ -95,7 +95,7 @@ def test_unknown_names_are_refused_with_the_served_list(tmp_path):
 
 @pytest.mark.parametrize("text,where,fix", [
     ("fallbacks: {'*': [nowhere]}\n", "names `nowhere`", "define `nowhere` under `hosted:`"),
-    ("local_only: maybe\n", "`local_only`", None),
+    ("local_only: maybe\n", "`local_only`", "in the README (settings.yaml"),
     ("fallback: {}\n", "`fallback`", "known fields: local_only, hosted, fallbacks"),
     ("hosted: [{name: x, provider: openai, model: m, api_key_env: sk-abc}]\nfallbacks: {a: [a]}\n",
      "falls back to itself", "remove it"),
@@ -113,3 +113,17 @@ def test_settings_mistakes_name_file_field_value_and_fix(tmp_path, text, where, 
 def test_no_settings_file_means_defaults(tmp_path):
     s = load_settings(tmp_path / "missing.yaml")
     assert not s.local_only and not s.hosted and not s.fallbacks
+
+
+def test_a_star_fallback_to_a_local_alias_is_no_self_loop(tmp_path):
+    """`"*": [local]` (a new user's trial): every other alias falls back to `local`; `local` itself does not fall
+    back to itself (it was `local → hosted … → local local`)."""
+    from appliance import routes
+
+    prof = load_profile("rtx3090x4-two-tier")
+    f = tmp_path / "settings.yaml"
+    f.write_text("fallbacks: {'*': [local-fast]}\n")
+    pl = plan(prof, load_settings(f))
+    assert "local-fast" not in pl.fallbacks.get("local-fast", [])
+    assert "local local-fast" not in routes.route_text(routes.alias_routes(pl, prof)["local-fast"])
+    assert "local-fast" in pl.fallbacks["local-smart"]

@@ -46,12 +46,14 @@ def test_status_does_not_trust_a_state_whose_engines_are_gone(tmp_path):
     head = out.stdout.splitlines()[0]
     assert f"profile {PROFILE} — NOT RUNNING" in head, out.stdout
     assert out.stdout.count(f"`appliance up {PROFILE}`") == 1 and "`appliance down`" in out.stdout
+    assert "`appliance restore`" in out.stdout  # it brings the engines back as they were set
     js = _cli(["status", "--json", "--window", "0.2"], home)
     data = json.loads(js.stdout)
     assert any("not running" in w for w in data["warnings"])  # the TUI shows the sampler's warnings too
     assert data["ok"] is False and PROFILE in data["state_problem"] and "not running" in data["state_problem"]
     doc = _cli(["doctor"], home)
     assert doc.returncode == 1 and "STALE" in doc.stdout and f"appliance up {PROFILE}" in doc.stdout, doc.stdout
+    assert "`appliance restore`" in doc.stdout
 
 
 def test_status_json_prints_json_when_the_state_is_unreadable(tmp_path):

@@ -60,6 +60,19 @@ def claude_code_alias(profile) -> str | None:
     return next((e.aliases[0] for e in engines if e.aliases), None)
 
 
+def tools_warning(profile, alias: str | None) -> str | None:
+    """Claude Code always sends tools (see `claude_code_alias`): when even the alias chosen for it is served by
+    an engine without a tool-call parser, vLLM answers every one of its requests 400 — say so where the alias is
+    printed, with the fix."""
+    engine = profile.aliases.get(alias) if profile is not None and alias else None
+    if engine is None or (engine.enable_auto_tool_choice and engine.tool_call_parser):
+        return None
+    return (f"{alias} (engine {engine.label} of {profile.name}) has no tool-call parser: Claude Code always sends "
+            "tools and vLLM refuses them (400); set `enable_auto_tool_choice: true` and `tool_call_parser` (hermes "
+            "for Qwen2.5, qwen3_coder for Qwen3.x, llama3_json for Llama 3) on that engine, then `appliance apply "
+            f"{profile.name}`")
+
+
 def routes_by_alias(pl) -> dict[str, dict]:
     """Per model name the front door serves: where its requests can go, in order (`local:<port>`, then
     `hosted:<name>`), and whether any of that costs money."""
@@ -113,13 +126,14 @@ def cmd_endpoint(args) -> int:
     root = f"http://{host}:{proxy.port}"
     key = secrets.master_key()
     profile = stack.active_profile()
-    pl = stack.front_door.plan(profile)
+    pl, drift = stack.front_door.running_plan(profile)  # what the door serves, not what settings.yaml says now
     model = claude_code_alias(profile)
     aliases = {}
     for a, r in routes_by_alias(pl).items():
         engine = profile.aliases.get(a) if profile else None
         aliases[a] = {**r, "local": engine.model if engine else None, "engine": engine.label if engine else None,
                       "fallbacks": pl.fallbacks.get(a) or pl.global_aliases.get(a) or []}
+    warnings = [w for w in (tools_warning(profile, model), drift) if w]
     claude = {"ANTHROPIC_BASE_URL": root, "ANTHROPIC_AUTH_TOKEN": key, "ANTHROPIC_MODEL": model,
               "ANTHROPIC_DEFAULT_HAIKU_MODEL": model}
     if args.json:
@@ -129,7 +143,7 @@ def cmd_endpoint(args) -> int:
                           "claude_code": claude, "key_headers": ["Authorization: Bearer <key>", "x-api-key: <key>"],
                           "apis": ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages",
                                    "/v1/messages/count_tokens", "/v1/models"],
-                          "aliases": aliases}, indent=2))
+                          "aliases": aliases, "warnings": warnings}, indent=2))
         return 0
     print("# OpenAI-style clients (OpenAI SDKs, Codex, aider, …): chat, completions and the Responses API")
     print(f"export OPENAI_BASE_URL={root}/v1")
@@ -144,8 +158,12 @@ def cmd_endpoint(args) -> int:
     print(f"export ANTHROPIC_MODEL={shown}")
     print(f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={shown}   # Claude Code's background model: otherwise it asks "
           "for a claude-haiku name the front door does not serve")
+    if tools_warning(profile, model):
+        print(f"# ! {tools_warning(profile, model)}")
     print()
     print_routes(pl, profile)
+    if drift:
+        print(f"# ! {drift}")
     return 0
 
 

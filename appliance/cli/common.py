@@ -64,13 +64,15 @@ class EventPrinter:
                 print(f"           {engine}: {steps}", file=self.stream, flush=True)
 
 
-def _start_result(result, args) -> int:
+def _start_result(result, args, route_changes: list[str] | None = None) -> int:
     if args.json:
         from dataclasses import asdict
 
         out = {"profile": result.profile, "ok": result.ok, "reason": result.reason,
                "failed_engine": result.failed_engine, "timelines": result.timelines,
                "diagnosis": asdict(result.diagnosis) if result.diagnosis else None}
+        if route_changes is not None:
+            out["route_changes"] = route_changes
         print(json.dumps(out, indent=2))
     return 0 if result.ok else 1
 

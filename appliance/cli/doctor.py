@@ -20,7 +20,11 @@ def cmd_doctor(args) -> int:
         print(f"  active: {st.active.name if st.active else 'none'}; front door: "
               f"{f'{st.proxy.host}:{st.proxy.port}' if st.proxy else 'not recorded'}; original power limits kept: "
               + (", ".join(f"GPU {i} {w:.0f} W" for i, w in sorted(st.power_saved.items())) or "none"))
-        return 0
+        sick = unhealthy_engines(rig) if st.active else []
+        for name, health in sick:  # the record is true, the engine is not well: a fine record is not a fine rig
+            print(f"  ! engine {name}: {health} — not healthy (`appliance status` shows it live; "
+                  f"`appliance logs {name}` says why; `appliance switch {st.active.name}` restarts it)")
+        return 1 if sick else 0
     print(f"state: DAMAGED — {diag.state_error}")
     print("rebuilt from the live rig:" if not args.dry_run else "would rebuild from the live rig:")
     for line in diag.recovered:
@@ -32,3 +36,17 @@ def cmd_doctor(args) -> int:
     if args.dry_run:
         print("nothing written (--dry-run); run `appliance doctor` to write it")
     return 0
+
+
+def unhealthy_engines(rig) -> list[tuple[str, str]]:
+    """(engine, health) for each engine of the running profile that does not answer its health check as a
+    healthy one does (hung, stalled, failing, down …), probed once the way `status` does."""
+    from appliance.stack import Stack
+    from appliance.telemetry import Sampler
+
+    sampler = Sampler(Stack(rig))
+    try:
+        snap = sampler.sample()
+    finally:
+        sampler.close()
+    return [(e.name, e.health) for e in snap.engines if e.health not in ("healthy", "loading", "draining")]

@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run a profile on a simulated rig with the real proxy and live numbers",
                        description="No GPU needed: stand-in vLLM engines on simulated GPUs as local processes, the "
-                                   "real LiteLLM proxy in front, hosted fallbacks served by local stand-ins, and a "
+                                   "real LiteLLM proxy in front, hosted fallbacks served by local stand-ins (on "
+                                   "127.0.0.1 from port 4100 up; APPLIANCE_HOSTED_BASE_PORT moves them), and a "
                                    "few background agents so the numbers move. Ctrl-C stops it all.")
     p.add_argument("--profile", default=DEMO_PROFILE, metavar="PROFILE", help=f"default: {DEMO_PROFILE}")
     p.add_argument("--agents", type=int, default=3, metavar="N", help="background streams through the proxy (3)")
@@ -201,8 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys)
 
-    p = sub.add_parser("endpoint", help="what an agent needs: base URL, key, aliases (as export lines or --json)")
-    p.add_argument("--json", action="store_true", help="keys: base_url, api_key, aliases")
+    p = sub.add_parser("endpoint", help="what an agent needs: base URLs, the key, which alias to ask for, and where "
+                       "each alias's requests go (export lines, or --json)",
+                       description="Export lines for OpenAI-style clients (OPENAI_BASE_URL, OPENAI_API_KEY) and for "
+                                   "Claude Code (ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_MODEL), then per "
+                                   "alias the route the RUNNING front door serves. settings.yaml (in the config dir: "
+                                   "~/.config/appliance/, or $APPLIANCE_HOME/config/) is applied at up, switch, apply "
+                                   "and restore; an edit made since is named as a warning.")
+    p.add_argument("--json", action="store_true",
+                   help="keys: base_url, api_key, profile, local_only, openai, claude_code, key_headers, apis, "
+                        "aliases (route, hosted, local, engine, fallbacks), warnings")
     rig_opts(p)
     p.set_defaults(func=cmd_endpoint)
 

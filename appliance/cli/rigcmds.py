@@ -60,8 +60,29 @@ def cmd_switch(args) -> int:
                   drain_s=int(args.drain))
     _say_rig(stack, args)
     _advice(profile, args)
+    from appliance.routes import UNCHANGED
+
+    changes = route_lines(stack, profile)
+    for line in changes:
+        print(line if line == UNCHANGED else f"routes: {line}", file=sys.stderr if args.json else sys.stdout)
     result = stack.switch(profile, force=args.force, timeout_s=args.timeout, lan=args.lan)
-    return _start_result(result, args)
+    return _start_result(result, args, route_changes=[c for c in changes if c != UNCHANGED])
+
+
+def route_lines(stack, profile) -> list[str]:
+    """What the switch changes about where requests go (the TUI's switch dialog says the same): from what the
+    running door serves to what `profile` under settings.yaml will. [] when the plans cannot be made (the switch
+    itself names the mistake)."""
+    from appliance import routes
+    from appliance.errors import ApplianceError
+
+    try:
+        old_pl = stack.front_door.running_plan()[0]
+        old = routes.alias_routes(old_pl, stack.front_door.serving()) if old_pl.profile else {}
+        return routes.describe(routes.route_changes(old, routes.alias_routes(stack.front_door.plan(profile),
+                                                                             profile)))
+    except ApplianceError:
+        return []
 
 
 def cmd_down(args) -> int:
@@ -106,7 +127,7 @@ def _status(args) -> int:
     from appliance.cli.agents import print_routes, routes_by_alias
 
     stale = stale_active(stack.rig)
-    plan = stack.front_door.plan()
+    plan, _drift = stack.front_door.running_plan()  # what the door serves; the drift is in snap.warnings
     spend = snap.proxy.spend_usd if snap.proxy else None
     if args.json:
         print(json.dumps({**snap.to_dict(), "ok": stale is None, "state_problem": stale,

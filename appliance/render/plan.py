@@ -92,7 +92,9 @@ def plan(profile: Profile | None, settings=None) -> ProxyPlan:
     every = list(settings.fallbacks.get("*", ())) if settings else []
     if profile is not None:
         for a in sorted(alias_port):
-            chain = _chain(profile.proxy.fallbacks.get(a), settings.fallbacks.get(a) if settings else (), every)
+            # `"*": [local]` means "every OTHER alias falls back to local": no alias falls back to itself
+            chain = _chain(profile.proxy.fallbacks.get(a), settings.fallbacks.get(a) if settings else (),
+                           [t for t in every if t != a])
             if chain:
                 fallbacks[a] = chain
         for a, c in sorted(profile.proxy.context_window_fallbacks.items()):

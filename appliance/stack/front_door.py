@@ -8,6 +8,7 @@ rig's proxy runtime; the hosted models are whatever the rig's `hosted` part prov
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,8 +27,19 @@ from appliance.render.frontdoor import (
 )
 from appliance.render.litellm import LITELLM_IMAGE, PROXY_PROJECT, engine_base_port, proxy_settings
 from appliance.render.plan import ProxyPlan, backend_name, plan
-from appliance.settings import load_settings
+from appliance.settings import UserSettings, load_settings, settings_file
 from appliance.stack.state import ProfileRef, ProxyRecord
+
+APPLIED = "settings.applied.json"  # next to the rendered proxy config: the owner's settings the door serves
+DRIFT = ("settings.yaml changed after the front door started: the routes shown are what it still serves; "
+         "`appliance restore` applies the new settings")
+
+
+def _stat(path: Path):
+    try:
+        return path.stat()
+    except OSError:
+        return None
 
 
 class FrontDoor:
@@ -35,6 +47,7 @@ class FrontDoor:
         self.rig = rig
         self.emit = emit
         self.routed = routed  # the profile whose engines the front door sends requests to now
+        self._drift_cache: tuple = (None, None)  # see _settings_now
 
     # -- what to render ----------------------------------------------------------------------------
     def serving(self, profile: Profile | None = None) -> Profile | None:
@@ -56,6 +69,59 @@ class FrontDoor:
     def plan(self, profile: Profile | None = None) -> ProxyPlan:
         """What the front door serves for `profile` (see `serving`) under the owner's settings."""
         return plan(self.serving(profile), load_settings())
+
+    # -- what runs (settings.yaml may have changed since) --------------------------------------------------
+    def _record_applied(self, user: UserSettings) -> None:
+        """The owner's settings the running door was rendered with. Why: settings.yaml is read again by every
+        command, but the door only takes it at up/switch/apply/restore; `status`, `endpoint` and the dashboard
+        must show what the door serves (and count the spend of its hosted models), not what the file says now."""
+        render.Rendered(self.rig.rendered / "proxy" / APPLIED,
+                        json.dumps(user.model_dump(mode="json"), indent=1, sort_keys=True) + "\n").write()
+
+    def applied_settings(self) -> UserSettings | None:
+        """The settings the running door serves (see `_record_applied`); None when nothing recorded them (no
+        door, or one started before the record existed)."""
+        if self.rig.state.load().proxy is None:
+            return None
+        try:
+            data = json.loads((self.rig.rendered / "proxy" / APPLIED).read_text())
+            return UserSettings.model_validate(data, strict=False)
+        except (OSError, ValueError):
+            return None
+
+    def _settings_now(self) -> tuple[UserSettings | None, UserSettings | None, str | None]:
+        """(applied, on disk, drift warning); on disk None when the file does not load and the door's record
+        exists (the warning says why). Cached on both files' mtime and size: the sampler asks every second."""
+        files = (settings_file(), self.rig.rendered / "proxy" / APPLIED)
+        key = (self.rig.state.load().proxy is not None,) + tuple(
+            (st.st_mtime_ns, st.st_size) if (st := _stat(f)) else None for f in files)
+        if self._drift_cache[0] == key:
+            return self._drift_cache[1]
+        applied = self.applied_settings()
+        try:
+            now, drift = load_settings(), None
+        except ApplianceError as exc:
+            if applied is None:
+                raise
+            now, drift = None, (f"settings.yaml has a mistake ({exc.message}): the front door still serves the "
+                                "settings it started with")
+        if applied is not None and now is not None and \
+                now.model_dump(mode="json") != applied.model_dump(mode="json"):
+            drift = DRIFT
+        self._drift_cache = (key, (applied, now, drift))
+        return applied, now, drift
+
+    def drift(self) -> str | None:
+        """The warning when settings.yaml on disk is not what the running door serves (None: it is, or no door
+        recorded what it took)."""
+        return self._settings_now()[2]
+
+    def running_plan(self, profile: Profile | None = None) -> tuple[ProxyPlan, str | None]:
+        """What the running front door serves for `profile` (see `serving`), and a warning when settings.yaml
+        on disk says something else (edited, or broken, since the door took it); (plan under the file, None)
+        when no record says what the door took."""
+        applied, now, drift = self._settings_now()
+        return plan(self.serving(profile), applied if applied is not None else now), drift
 
     def settings(self, profile: Profile | None, litellm_port: int | None = None) -> FrontDoorSettings:
         """Where the front door listens; LiteLLM on `litellm_port`, else on the one in service now."""
@@ -126,6 +192,7 @@ class FrontDoor:
             self.reload(Path(fd.socket_path))
             self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
             self._enable_routed(pl)
+        self._record_applied(load_settings())  # the door serves the file's settings now (also when unchanged)
 
     def rotate(self) -> bool:
         """New keys take effect without a restart: a new LiteLLM (it reads its keys at start) is swapped in and
@@ -164,6 +231,7 @@ class FrontDoor:
         rt.up(PROXY_PROJECT, proxy_dir / "compose.yaml", compose)
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, fd.litellm_port, fd.socket_path))
         frontdoor.wait_ready(Path(fd.socket_path), timeout_s=15)
+        self._record_applied(load_settings())
         self._enable_routed(pl)  # a restarted front door starts with its engines disabled
 
     def _swap_litellm(self, profile: Profile | None, old: FrontDoorSettings) -> None:
@@ -191,6 +259,7 @@ class FrontDoor:
         files["haproxy.cfg"].write()
         self.reload(Path(fd.socket_path))
         self.rig.state.update(proxy=ProxyRecord(fd.host, fd.port, new_port, fd.socket_path))
+        self._record_applied(load_settings())
         self._enable_routed(self.plan(profile))
         rt.stop_service(PROXY_PROJECT, old_name, timeout_s=120)  # finishes its streams, then exits
         render.Rendered(proxy_dir / "compose.yaml", render.dump(self._compose(fd, (new_port,)))).write()
@@ -300,4 +369,5 @@ class FrontDoor:
     def stop(self) -> None:
         self.rig.proxy_runtime.down(PROXY_PROJECT, self.rig.rendered / "proxy" / "compose.yaml", timeout_s=10)
         self.rig.hosted.stop()
+        (self.rig.rendered / "proxy" / APPLIED).unlink(missing_ok=True)
 

@@ -384,17 +384,7 @@ class Stack:
             yield secrets.redact(line)
 
     def warnings(self) -> list[str]:
-        """Things the owner should know before anything else (e.g. limits left behind by a crash)."""
-        out = []
-        state = self.rig.state.load()
-        try:
-            running = self.rig.runtime.projects()
-        except ApplianceError:
-            running = []
-        if state.power_saved and (state.active is None or self.project(state.active.name) not in running):
-            lims = ", ".join(f"GPU {k}: {v:.0f} W" for k, v in sorted(state.power_saved.items()))
-            out.append(f"power limits changed by an earlier run are still applied (originals: {lims}); "
-                       "`appliance down` restores them")
-        if state.starting:
-            out.append(f"an earlier start of {state.starting} did not finish (the appliance was interrupted)")
-        return out
+        """Things the owner should know before anything else (appliance.stack.upkeep.warnings)."""
+        from appliance.stack import upkeep
+
+        return upkeep.warnings(self)

@@ -179,3 +179,42 @@ def restore(stack, *, timeout_s: float, stall_s: float) -> list[str]:
         stack._started(profile, StartResult(profile.name, True, {}))
         done.append(f"{', '.join(a for e in profile.engines for a in e.aliases)} served by {profile.name} again")
     return done
+
+
+def warnings(stack) -> list[str]:
+    """Things the owner should know before anything else: limits left behind by a crash (only those that still
+    differ from the owner's: a limit back at its original is nothing to warn about), an interrupted start, and
+    settings.yaml edited since the front door took it (the door does not re-read it by itself)."""
+    out = []
+    state = stack.rig.state.load()
+    try:
+        running = stack.rig.runtime.projects()
+    except ApplianceError:
+        running = []
+    if state.power_saved and (state.active is None or stack.project(state.active.name) not in running):
+        differ = _limits_changed(stack, state.power_saved)
+        if differ:
+            lims = ", ".join(f"GPU {k}: {state.power_saved[k]:.0f} W" for k in sorted(differ))
+            out.append(f"power limits changed by an earlier run are still applied (originals: {lims}); "
+                       "`appliance down` restores them")
+    if state.starting:
+        out.append(f"an earlier start of {state.starting} did not finish (the appliance was interrupted); "
+                   "`appliance restore` finishes it (or rolls back to the last good profile)")
+    try:
+        drift = stack.front_door.drift()
+    except ApplianceError as exc:
+        drift = f"settings.yaml: {exc.message}" if state.proxy else None
+    if drift and state.proxy:
+        out.append(drift)
+    return out
+
+
+def _limits_changed(stack, saved: dict) -> list[int]:
+    """The GPUs whose limit no longer equals the saved original (all saved ones when the limits cannot be
+    read)."""
+    try:
+        gpus = stack.rig.gpus()
+        now = {i: gpus.read(i).power_limit_w for i in saved if i < gpus.count()}
+    except ApplianceError:
+        now = {}
+    return [i for i, w in saved.items() if now.get(i) is None or abs(now[i] - w) > 0.5]

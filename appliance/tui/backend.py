@@ -183,6 +183,10 @@ class StackBackend:
     def plan(self, profile):
         return self.stack.front_door.plan(profile) if profile is not None else self._plan_of_nothing()
 
+    def running_plan(self, profile):
+        """What the running front door serves for `profile` (settings.yaml may have been edited since)."""
+        return self.stack.front_door.running_plan(profile)[0]
+
     @staticmethod
     def _plan_of_nothing():
         """Nothing runs: only the owner's global aliases are served (FrontDoor.plan(None) would take the active

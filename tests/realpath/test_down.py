@@ -62,7 +62,8 @@ def test_a_limit_that_cannot_be_restored_is_kept_for_the_next_down(pulled):
 
 def test_an_interrupted_start_and_an_unreachable_docker_are_warnings(pulled):
     pulled.rig.state.update(starting="alpha")
-    assert pulled.stack.warnings() == ["an earlier start of alpha did not finish (the appliance was interrupted)"]
+    assert pulled.stack.warnings() == ["an earlier start of alpha did not finish (the appliance was interrupted); "
+                                       "`appliance restore` finishes it (or rolls back to the last good profile)"]
 
     class Unreachable:
         @property
@@ -70,8 +71,10 @@ def test_an_interrupted_start_and_an_unreachable_docker_are_warnings(pulled):
             raise RuntimeBoundaryError("docker is not reachable (ConnectionError)", "start docker")
 
     pulled.rig.runtime._client = Unreachable()
-    pulled.rig.state.update(starting=None, power_saved={0: 320.0})
+    pulled.rig.state.update(starting=None, power_saved={0: 250.0})  # 320 W now: not the original
     assert [w for w in pulled.stack.warnings() if "power limits changed" in w]
+    pulled.rig.gpus().set_power_limit(0, 250)  # back at the original: nothing to say
+    assert not [w for w in pulled.stack.warnings() if "power limits changed" in w]
 
 
 def test_power_control_without_and_with_a_profile(pulled):

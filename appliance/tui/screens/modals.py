@@ -81,7 +81,8 @@ class ConfirmSwitch(ModalScreen[bool]):
         """Both plans (reads settings.yaml: off the UI thread)."""
         backend = self.app.backend
         new = backend.plan(self.profile)
-        old = backend.plan(self.active) if self.active is not None else None
+        running = getattr(backend, "running_plan", backend.plan)  # the door's routes now, not settings.yaml's
+        old = running(self.active) if self.active is not None else None
         return new, old
 
     def on_worker_state_changed(self, event) -> None:
