@@ -277,6 +277,9 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         "",
         "backend litellm",
         "    timeout server 10m",
+        # LiteLLM busy relaying streams can take over a second to answer its liveness probe; right after a reload
+        # one failed check marks a server DOWN, and every request without an engine would get HAProxy's 503
+        "    timeout check 5s",
         "    option httpchk GET /health/liveliness",
         f"    server litellm 127.0.0.1:{settings.litellm_port} check inter 2s fall 3 rise 1",
         "",
