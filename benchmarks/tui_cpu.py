@@ -10,7 +10,8 @@ of the given size — the real terminal driver, real rendering, nothing headless
   - steady CPU: the child's user+system CPU time over the window after a warm-up, as % of one core.
 Targets (issue #17): at 160×48 at most 3 % of one core, first paint with data within 1 s. Measured, printed, never
 asserted; on a shared machine measure a few times (the CPU time is the TUI process's own, but contention inflates it).
-Loopback only; the rig is stopped at the end.
+Loopback only; the rig is stopped at the end. `--port-offset N` (default: APPLIANCE_TEST_PORT_OFFSET, else 0) runs a
+copy of the profile with every port moved by N, so the benchmark can run next to tests or another rig.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import termios
 import fcntl
+import re
 import time
 from pathlib import Path
 
@@ -74,6 +76,23 @@ def drain(fd: int, until: float, marker: bytes | None = None) -> tuple[bytes, fl
     return buf, seen
 
 
+def offset_profile(d: Path, name: str, offset: int) -> None:
+    """A copy of a shipped profile with its engine and proxy ports (and the simulated hosted models') moved by
+    `offset`, found first through APPLIANCE_PROFILES."""
+    from appliance.profile.model import DEFAULT_PROXY_PORT
+
+    text = (REPO / "profiles" / f"{name}.yaml").read_text()
+    text = re.sub(r"^(\s+port:) (\d+)$", lambda m: f"{m[1]} {int(m[2]) + offset}", text, flags=re.M)
+    if re.search(r"^proxy:\n", text, flags=re.M):
+        text = re.sub(r"^proxy:\n(?!  port:)", f"proxy:\n  port: {DEFAULT_PROXY_PORT + offset}\n", text, flags=re.M)
+    else:
+        text += f"\nproxy:\n  port: {DEFAULT_PROXY_PORT + offset}\n"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.yaml").write_text(text)
+    os.environ["APPLIANCE_PROFILES"] = str(d)
+    os.environ["APPLIANCE_HOSTED_BASE_PORT"] = str(4100 + offset)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0, help="measurement window (30)")
@@ -81,6 +100,8 @@ def main() -> int:
     ap.add_argument("--size", default="120x40", help="terminal COLSxROWS (120x40)")
     ap.add_argument("--profile", default="rtx3090x4-two-tier", help="4 GPUs, 2 engines")
     ap.add_argument("--agents", type=int, default=3)
+    ap.add_argument("--port-offset", type=int, default=int(os.environ.get("APPLIANCE_TEST_PORT_OFFSET", "0")),
+                    help="move every port of the profile by this much (APPLIANCE_TEST_PORT_OFFSET or 0)")
     args = ap.parse_args()
     cols, rows = map(int, args.size.lower().split("x"))
 
@@ -88,6 +109,8 @@ def main() -> int:
     os.environ["APPLIANCE_HOME"] = str(home)
     os.environ.setdefault("APPLIANCE_SIM_LOAD_S", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if args.port_offset:
+        offset_profile(home / "profiles", args.profile, args.port_offset)
     from appliance import secrets
     from appliance.load import BackgroundTraffic
     from appliance.profile import load_profile

@@ -69,7 +69,7 @@ class DashboardScreen(Screen):
         self._notice()
         sample = app.last
         if sample is None:
-            self.query_one(Headline).update(Text("waiting for the first sample …", style="italic"))
+            self.query_one(Headline).set_text(Text("waiting for the first sample …", style="italic"), 1)
             return
         snap = sample.snapshot
         self.query_one(Headline).show(snap, sample.history, self.size.width)

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from appliance.telemetry import Series
 from appliance.tui import fmt
-from appliance.tui.widgets.panel import Panel
+from appliance.tui.widgets.panel import Panel, rows_key
 
 HEALTH_STYLE = {"healthy": "green", "loading": "yellow", "draining": "yellow", "unhealthy": "bold red",
                 "hung": "bold red", "failing": "bold red", "stalled": "bold red", "down": "bold red"}
@@ -41,24 +41,8 @@ class EngineTable(Panel):
         if not snap.engines:
             self._set(Text("no engine: nothing is running", style="bright_black"), "none")
             return
-        tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
-                    header_style="bold")
-        tab.add_column("engine", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
-        if wide:
-            tab.add_column("health", no_wrap=True)
-            tab.add_column("up", justify="right", no_wrap=True)
-        tab.add_column("generation", justify="right", no_wrap=True)
-        tab.add_column("history", no_wrap=True, ratio=1 if wide else None)
-        tab.add_column("prompt", justify="right", no_wrap=True)
-        tab.add_column("run/wait", justify="right", no_wrap=True)
-        tab.add_column("KV", justify="right", no_wrap=True)
-        tab.add_column("TTFT p50/95", justify="right", no_wrap=True)
-        tab.add_column("MTP", justify="right", no_wrap=True)
-        if wide:
-            tab.add_column("GPUs", no_wrap=True)
-            tab.add_column("aliases", no_wrap=True, overflow="ellipsis")
         spark_w = max(10, min(60, self.size.width - 130)) if wide else 6
-        info = []
+        info, rows = [], []
         for e in snap.engines:
             s = e.stats
             name = Text("● ", style=HEALTH_STYLE.get(e.health, "yellow")).append(e.name, style="bold")
@@ -75,7 +59,7 @@ class EngineTable(Panel):
             cells += [fmt.tps(s.generation_tps), sp, fmt.tps(s.prompt_tps), rw, kv, ttft_text(s), mtp]
             if wide:
                 cells += [fmt.gpu_range(e.gpus), f":{e.port} " + ", ".join(e.aliases)]
-            tab.add_row(*cells)
+            rows.append(cells)
             if not wide:
                 line = Text("").append(e.name, style="bold").append(" ")
                 line.append_text(health_text(e))
@@ -87,4 +71,26 @@ class EngineTable(Panel):
                 line.no_wrap = True
                 line.overflow = "ellipsis"
                 info.append(line)
-        self._set(Group(tab, *info) if info else tab, (wide, len(snap.engines), self.size.width))
+        shape = (wide, len(snap.engines), self.size.width)
+        key = (shape, rows_key(rows), rows_key([info]))
+        if self.unchanged(key):  # the same numbers: no new table, no repaint
+            return
+        tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
+                    header_style="bold")
+        tab.add_column("engine", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
+        if wide:
+            tab.add_column("health", no_wrap=True)
+            tab.add_column("up", justify="right", no_wrap=True)
+        tab.add_column("generation", justify="right", no_wrap=True)
+        tab.add_column("history", no_wrap=True, ratio=1 if wide else None)
+        tab.add_column("prompt", justify="right", no_wrap=True)
+        tab.add_column("run/wait", justify="right", no_wrap=True)
+        tab.add_column("KV", justify="right", no_wrap=True)
+        tab.add_column("TTFT p50/95", justify="right", no_wrap=True)
+        tab.add_column("MTP", justify="right", no_wrap=True)
+        if wide:
+            tab.add_column("GPUs", no_wrap=True)
+            tab.add_column("aliases", no_wrap=True, overflow="ellipsis")
+        for cells in rows:
+            tab.add_row(*cells)
+        self._set(Group(tab, *info) if info else tab, shape, key)

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from appliance.telemetry import Series
 from appliance.tui import fmt
-from appliance.tui.widgets.panel import Panel
+from appliance.tui.widgets.panel import Panel, rows_key
 
 THERMAL = ("HW thermal", "SW thermal", "HW slowdown", "power brake")
 
@@ -45,18 +45,8 @@ class GpuTable(Panel):
         if not snap.gpus:
             self._set(Text("no GPU readings", style="bold yellow"), "none")
             return
-        tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
-                    header_style="bold")
-        tab.add_column("GPU", no_wrap=True)
-        tab.add_column("power/limit", justify="right", no_wrap=True)
-        tab.add_column("history", no_wrap=True, ratio=1 if wide else None)
-        tab.add_column("energy", justify="right", no_wrap=True)
-        tab.add_column("temp", justify="right", no_wrap=True)
-        tab.add_column("util", justify="right", no_wrap=True)
-        tab.add_column("memory", justify="right", no_wrap=True)
-        tab.add_column("clock", justify="right", no_wrap=True)
-        tab.add_column("throttle", no_wrap=True, overflow="ellipsis", min_width=4)
         spark_w = max(10, min(90, self.size.width - 100)) if wide else 6
+        rows = []
         used = {i for e in snap.engines for i in e.gpus}
         for g in snap.gpus:
             name = f"{g.index}" + (f" {g.name.replace('NVIDIA ', '').replace('GeForce ', '')}" if wide else "")
@@ -68,7 +58,24 @@ class GpuTable(Panel):
                         style="bold red" if (g.temperature_c or 0) >= 83 else ("yellow" if (g.temperature_c or 0) >= 75
                                                                                 else ""))
             util = Text(fmt.num(g.utilization_pct, "%"), style="bright_black" if not g.utilization_pct else "")
-            tab.add_row(label, power_text(g), sp, fmt.energy(g.energy_j), temp, util,
-                        fmt.mem(g.memory_used_bytes, g.memory_total_bytes, wide), fmt.num(g.sm_clock_mhz, "MHz").replace(",", ""),
-                        throttle_text(g))
-        self._set(tab, (wide, len(snap.gpus), self.size.width))
+            rows.append((label, power_text(g), sp, fmt.energy(g.energy_j), temp, util,
+                         fmt.mem(g.memory_used_bytes, g.memory_total_bytes, wide),
+                         fmt.num(g.sm_clock_mhz, "MHz").replace(",", ""), throttle_text(g)))
+        shape = (wide, len(snap.gpus), self.size.width)
+        key = (shape, rows_key(rows))
+        if self.unchanged(key):  # the same numbers: no new table, no repaint
+            return
+        tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
+                    header_style="bold")
+        tab.add_column("GPU", no_wrap=True)
+        tab.add_column("power/limit", justify="right", no_wrap=True)
+        tab.add_column("history", no_wrap=True, ratio=1 if wide else None)
+        tab.add_column("energy", justify="right", no_wrap=True)
+        tab.add_column("temp", justify="right", no_wrap=True)
+        tab.add_column("util", justify="right", no_wrap=True)
+        tab.add_column("memory", justify="right", no_wrap=True)
+        tab.add_column("clock", justify="right", no_wrap=True)
+        tab.add_column("throttle", no_wrap=True, overflow="ellipsis", min_width=4)
+        for row in rows:
+            tab.add_row(*row)
+        self._set(tab, shape, key)

@@ -7,6 +7,7 @@ from textual.widgets import Static
 
 from appliance.telemetry import Series
 from appliance.tui import fmt
+from appliance.tui.widgets.panel import cell_key
 
 
 def rig_power_history(snap, history: dict[str, list[float]]) -> list[float]:
@@ -30,6 +31,7 @@ def rig_power_ceiling(snap) -> float | None:
 
 class Headline(Static):
     _lines = 0
+    _shown = None
 
     DEFAULT_CSS = """
     Headline { height: auto; max-height: 2; padding: 0 1; background: $boost; }
@@ -51,8 +53,7 @@ class Headline(Static):
             t.append(f" · GPU {fmt.gpu_range(capped)} at power limit", style="yellow")
         history = history or {}
         if not history.get(Series.RIG_GEN_TPS):
-            self.update(t, layout=self._lines != 1 or self.size.height != 1)
-            self._lines = 1
+            self.set_text(t, 1)
             return
         t.append("\n")
         spark_w = max(8, (width - 44) // 2)
@@ -61,7 +62,13 @@ class Headline(Static):
         t.append("  power ", style="bright_black")
         t.append(fmt.spark(rig_power_history(snap, history), spark_w, 0, rig_power_ceiling(snap)), style="cyan")
         t.append(f"  (last {min(len(history.get(Series.RIG_GEN_TPS, [])), spark_w)} s)", style="bright_black")
+        self.set_text(t, 2)
+
+    def set_text(self, t: Text, lines: int) -> None:
         # lay out again when the line count changed, or when the last layout left the wrong height (an update
-        # that raced the first layout)
-        self.update(t, layout=self._lines != 2 or self.size.height != 2)
-        self._lines = 2
+        # that raced the first layout); the same text at the right height is not painted again
+        layout = self._lines != lines or self.size.height != lines
+        key = cell_key(t)
+        if layout or key != self._shown:
+            self.update(t, layout=layout)
+            self._lines, self._shown = lines, key

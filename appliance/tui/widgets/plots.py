@@ -6,7 +6,7 @@ import time
 
 from textual_plotext import PlotextPlot
 
-MIN_REDRAW_S = 6.0  # plotext costs ~30 ms per plot and draw: a 5-minute history moves little in 6 s
+MIN_REDRAW_S = 15.0  # plotext costs ~30 ms per plot and draw: a 5-minute history moves 5 % of its width in 15 s
 
 
 class HistoryPlot(PlotextPlot):

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from appliance import routes
-from appliance.tui.widgets.panel import Panel
+from appliance.tui.widgets.panel import Panel, rows_key
 
 RECENT = 10  # samples: a fallback counted within them is "active"
 
@@ -61,13 +61,7 @@ class ProxyPanel(Panel):
             head.append(routes.usd(total), style="bold yellow" if total else "green")
         aliases = sorted(set(p.requests_local) | set(p.requests_fallback) | set(p.routes) | set(spend or ()) |
                          {a for e in snap.engines for a in e.aliases})  # spend: also under a profile run earlier
-        table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=True, header_style="bright_black",
-                      expand=False)
-        table.add_column("alias", style="bold", no_wrap=True)
-        table.add_column("requests", no_wrap=True)
-        table.add_column("route → fallbacks", overflow="fold")
-        table.add_column("hosted today", justify="right", no_wrap=True)
-        lens = []
+        lens, rows = [], []
         for a in aliases:
             loc, fb = p.requests_local.get(a, 0), p.requests_fallback.get(a, 0)
             req = Text(f"{loc:.0f} local · ")
@@ -87,7 +81,18 @@ class ProxyPanel(Panel):
                 cost = Text(routes.usd(v), style="bold yellow" if v else "")
             else:
                 cost = Text("– local", style="bright_black")
-            table.add_row(a, req, rt, cost)
+            rows.append((a, req, rt, cost))
             lens.append((len(a), len(req.plain), len(rt.plain), len(cost.plain)))
         shape = (self.size.width, len(head.plain), tuple(lens))
-        self._set(Group(head, table) if aliases else head, shape)
+        key = (shape, rows_key([[head]]), rows_key(rows))
+        if self.unchanged(key):  # the same counts: no new table, no repaint
+            return
+        table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=True, header_style="bright_black",
+                      expand=False)
+        table.add_column("alias", style="bold", no_wrap=True)
+        table.add_column("requests", no_wrap=True)
+        table.add_column("route → fallbacks", overflow="fold")
+        table.add_column("hosted today", justify="right", no_wrap=True)
+        for row in rows:
+            table.add_row(*row)
+        self._set(Group(head, table) if aliases else head, shape, key)

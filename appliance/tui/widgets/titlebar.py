@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from appliance.tui.widgets.panel import cell_key
+
 
 class TitleBar(Static):
     DEFAULT_CSS = """
@@ -35,4 +37,7 @@ class TitleBar(Static):
                 t.append(" · sampling failed", style="bold red")
             elif age > 5:
                 t.append(f" · stale {age:.0f} s", style="bold yellow")
-        self.update(t, layout=False)  # always one line
+        key = cell_key(t)
+        if key != getattr(self, "_shown", None):  # the same line (most seconds): no repaint
+            self._shown = key
+            self.update(t, layout=False)  # always one line
