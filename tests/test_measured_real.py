@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 import signal
 import socket
@@ -90,5 +92,6 @@ def test_a_real_start_is_read_recorded_and_survives_a_restart(tmp_path):
     store = measured.Store(tmp_path / "state" / "measurements.json")
     store.record(m)
     again = measured.Store(tmp_path / "state" / "measurements.json")
-    assert again.problem is None and again.all() == [m]
+    # recorded here, it names this store's rig (the GPU rig by default); otherwise read back as it was written
+    assert again.problem is None and again.all() == [dataclasses.replace(m, rig=measured.REAL_RIG)]
     assert measured.learned(again, "tiny", "cpu", tp=1) is None  # a CPU start teaches no GPU overhead
