@@ -114,7 +114,10 @@ class SpendLedger:
             before = last.get(alias, 0.0)
             delta = value - before if value >= before else value
             spent[alias] = spent.get(alias, 0.0) + delta
-        data = {"day": day, "last": dict(cumulative), "today": spent}
+        new = {"day": day, "last": dict(cumulative), "today": spent}
+        if new == data:  # the sampler asks every few seconds: write only when the counters moved
+            return dict(spent)
+        data = new
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))

@@ -261,8 +261,6 @@ class Sampler:
             return snap
         last_t, last = self._proxy_last
         if last is not None and time.time() - last_t < self.proxy_every_s:
-            from dataclasses import replace
-
             return replace(last, status=snap.status, healthy=snap.healthy, listen=snap.listen, lan=snap.lan)
         from appliance import secrets
 
@@ -284,8 +282,6 @@ class Sampler:
 def proxy_counts(snap: ProxySnap, scrape: metrics.Scrape) -> ProxySnap:
     """From LiteLLM's Prometheus metrics: requests per alias served by its local engine and by a fallback
     (`litellm_deployment_successful_fallbacks` carries the alias as requested_model), fallbacks and errors."""
-    from dataclasses import replace
-
     local: dict[str, float] = {}
     for labels, v in scrape.series("litellm_proxy_total_requests_metric_total"):
         mid, alias, code = labels.get("model_id", ""), labels.get("requested_model", ""), labels.get("status_code")
@@ -304,8 +300,6 @@ def proxy_routes(snap: ProxySnap, stack, scrape: metrics.Scrape | None) -> Proxy
     """Where each alias's requests can go (the plan the front door serves) and today's hosted spend per alias
     (LiteLLM's token counters × the bundled price map; None without a scrape). Settings that do not load leave
     the routes empty: `status` and `endpoint` name the mistake."""
-    from dataclasses import replace
-
     from appliance import costs, routes
     from appliance.errors import ApplianceError
 
@@ -324,7 +318,6 @@ def proxy_routes(snap: ProxySnap, stack, scrape: metrics.Scrape | None) -> Proxy
 def frontdoor_counts(snap: ProxySnap, sock: str, stack) -> ProxySnap:
     """Add what the front door relayed itself (requests that never touched LiteLLM): per alias, to the local
     engine and to the fallback; 5xx answers it sent to agents."""
-    from dataclasses import replace
     from pathlib import Path
 
     from appliance import frontdoor
