@@ -28,11 +28,14 @@ TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 def listening_hosts(port: int, tables: tuple[str, str] = TABLES) -> set[str]:
     """The local addresses with a socket listening on `port` (e.g. {"127.0.0.1"}, {"0.0.0.0"}, {"::"})."""
     out: set[str] = set()
+    local = f":{port:04X} "  # the local address ends with it; a busy front door has thousands of lines to skip
     for table, conv in zip(tables, (_addr4, _addr6)):
         try:
             with open(table) as f:
                 next(f, None)
                 for line in f:
+                    if local not in line:
+                        continue
                     parts = line.split()
                     if len(parts) < 4 or parts[3] != _LISTEN:
                         continue

@@ -106,13 +106,12 @@ def _plain(text: str) -> dict[tuple[str, tuple], float] | None:
 def parse(text: str, t: float, only: tuple[str, ...] | None = None) -> Scrape:
     """Parse Prometheus exposition text (the plain form directly, anything else with prometheus-client's own
     parser); `only`: metric-name prefixes to keep."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     if only:
         text = _only(text, only)
     plain = _plain(text)
     if plain is not None:
         return Scrape(t, plain)
+    from prometheus_client.parser import text_string_to_metric_families  # ~60 ms to import: only when needed
 
     values: dict[tuple[str, tuple], float] = {}
     for family in text_string_to_metric_families(text):

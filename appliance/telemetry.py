@@ -15,6 +15,7 @@ from appliance import metrics
 from appliance.gpu.base import GPUReading
 
 HISTORY = 300  # samples kept for plots (5 minutes at 1 Hz)
+LISTEN_EVERY_S = 30.0  # where the front door listens changes only with its record; read the kernel's table seldom
 
 
 class Series:
@@ -133,7 +134,7 @@ class Sampler:
         self.timeout = probe_timeout_s
         self.proxy_every_s = proxy_every_s  # LiteLLM's metrics page is large: the TUI reads it every few seconds
         self._proxy_last: tuple[float, ProxySnap | None] = (0.0, None)
-        self._hosts: tuple[float, int | None, set[str]] = (0.0, None, set())  # when, port, where it listens
+        self._hosts: tuple[float, object, set[str]] = (0.0, None, set())  # when, the door's record, where it listens
         self._prev: dict[str, metrics.Scrape] = {}
         self._client = http_client
         self.history: dict[str, metrics.History] = {}
@@ -144,7 +145,7 @@ class Sampler:
         if self._client is None:
             from appliance import http
 
-            self._client = http.client(timeout_s=self.timeout)
+            self._client = http.Loopback(timeout_s=self.timeout)  # engines and the door: this machine only
         return self._client
 
     def close(self) -> None:
@@ -248,12 +249,12 @@ class Sampler:
         probe = http.get(self._http(), f"{url}/health/liveliness")
         from appliance.listening import listening_hosts, reachable_from_lan
 
-        # the kernel's socket table costs ~10 ms of CPU to read (more with many connections): read it with the
-        # proxy metrics (every proxy_every_s, or when the port changed), not on every 1 Hz sample
-        hosts_t, hosts_port, hosts = self._hosts
-        if hosts_port != state.port or time.time() - hosts_t >= self.proxy_every_s:
+        # the kernel's socket table costs ~10 ms of CPU to read with a busy door (thousands of connections): it is
+        # read every LISTEN_EVERY_S, and at once when the door's record changed (a restart, `up --lan`, a swap)
+        hosts_t, hosts_record, hosts = self._hosts
+        if hosts_record != state or time.time() - hosts_t >= LISTEN_EVERY_S:
             hosts = listening_hosts(state.port)
-            self._hosts = (time.time(), state.port, hosts)
+            self._hosts = (time.time(), state, hosts)
         snap = ProxySnap(url=url, status="running" if probe.ok else ("down" if probe.error == "refused" else
                                                                       "no answer"), healthy=probe.ok,
                          listen=tuple(sorted(hosts)), lan=reachable_from_lan(hosts))

@@ -65,29 +65,40 @@ def test_a_line_that_is_not_a_sample_is_not_guessed_at():
     assert metrics._plain("m{v=\"x\"} not-a-number\n") is None
 
 
-def test_the_tui_sampler_reads_the_kernels_socket_table_with_the_proxy_metrics_not_every_second(monkeypatch):
-    """Reading /proc/net/tcp costs ~10 ms of CPU: the TUI's 1 Hz sampler reads it every proxy_every_s, and at
-    once when the proxy's port changed."""
+def test_the_sampler_reads_the_kernels_socket_table_seldom_and_at_once_when_the_door_changed(monkeypatch):
+    """Reading /proc/net/tcp costs ~10 ms of CPU with a busy door: the sampler reads it every LISTEN_EVERY_S,
+    and at once when the door's record changed (a new port, a restart with --lan, a LiteLLM swap)."""
+    from dataclasses import dataclass, replace
     from types import SimpleNamespace
 
     from appliance import http, listening
-    from appliance.telemetry import Sampler
+    from appliance.telemetry import LISTEN_EVERY_S, Sampler
+
+    @dataclass(frozen=True)
+    class Record:
+        port: int = 4000
+        litellm_port: int = 4001
+        socket: None = None
+        pid: int = 10
 
     reads: list[int] = []
     monkeypatch.setattr(listening, "listening_hosts", lambda port: reads.append(port) or {"127.0.0.1"})
     monkeypatch.setattr(http, "get", lambda c, url, headers=None: http.Probe(False, error="refused"))
-    proxy = SimpleNamespace(port=4000, litellm_port=4001, socket=None)
-    stack = SimpleNamespace(rig=SimpleNamespace(state=SimpleNamespace(load=lambda: SimpleNamespace(proxy=proxy))))
+    box = SimpleNamespace(proxy=Record())
+    stack = SimpleNamespace(rig=SimpleNamespace(state=SimpleNamespace(load=lambda: box)))
     now = [1000.0]
     monkeypatch.setattr("appliance.telemetry.time.time", lambda: now[0])
     s = Sampler(stack, proxy_every_s=5.0, http_client=object())
-    for _ in range(4):
+    for _ in range(int(LISTEN_EVERY_S) - 1):
         snap = s._proxy()
         now[0] += 1.0
     assert reads == [4000] and snap.listen == ("127.0.0.1",) and not snap.lan
-    now[0] += 2.0  # 6 s after the first read
+    now[0] += 2.0  # past LISTEN_EVERY_S since the first read
     s._proxy()
     assert reads == [4000, 4000]
-    proxy.port = 4100  # a new front door: read at once
+    box.proxy = replace(box.proxy, pid=11)  # the door restarted (same port): read at once
     s._proxy()
-    assert reads == [4000, 4000, 4100]
+    assert reads == [4000, 4000, 4000]
+    box.proxy = replace(box.proxy, port=4100)  # a new front door: read at once
+    s._proxy()
+    assert reads == [4000, 4000, 4000, 4100]

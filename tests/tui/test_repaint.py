@@ -31,8 +31,8 @@ async def test_same_numbers_no_repaint_new_numbers_shown():
         updates: list[str] = []
         for widget in (screen.query_one(GpuTable), screen.query_one(EngineTable), screen.query_one(ProxyPanel),
                        screen.query_one(Headline)):
-            orig = widget.update
-            widget.update = lambda *a, _o=orig, _n=type(widget).__name__, **kw: (updates.append(_n), _o(*a, **kw))
+            orig = widget._set
+            widget._set = lambda *a, _o=orig, _n=type(widget).__name__, **kw: (updates.append(_n), _o(*a, **kw))
         screen.refresh_view()  # the same sample again
         assert updates == []
         snap = app.last.snapshot

@@ -3,12 +3,11 @@ uptime."""
 
 from __future__ import annotations
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 from appliance.telemetry import Series
 from appliance.tui import fmt
+from appliance.tui.grid import Col, grid, stack
 from appliance.tui.widgets.panel import Panel, rows_key
 
 HEALTH_STYLE = {"healthy": "green", "loading": "yellow", "draining": "yellow", "unhealthy": "bold red",
@@ -38,10 +37,12 @@ class EngineTable(Panel):
         self.border_title = "engines"
 
     def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
+        self._args = (snap, history, wide)
         if not snap.engines:
             self._set(Text("no engine: nothing is running", style="bright_black"), "none")
             return
-        spark_w = max(10, min(60, self.size.width - 130)) if wide else 6
+        width = self.content_width()
+        spark_w = max(10, min(60, width - 126)) if wide else 6
         info, rows = [], []
         for e in snap.engines:
             s = e.stats
@@ -68,29 +69,21 @@ class EngineTable(Panel):
                     line.append(f" · {e.restarts} restart" + ("s" if e.restarts > 1 else ""), style="yellow")
                 line.append(f" · GPU {fmt.gpu_range(e.gpus)} · :{e.port} {', '.join(e.aliases)}",
                             style="bright_black")
-                line.no_wrap = True
-                line.overflow = "ellipsis"
+                line.truncate(width, overflow="ellipsis")
                 info.append(line)
-        shape = (wide, len(snap.engines), self.size.width)
+        shape = (wide, len(snap.engines), width)
         key = (shape, rows_key(rows), rows_key([info]))
-        if self.unchanged(key):  # the same numbers: no new table, no repaint
+        if self.unchanged(key):  # the same numbers: no new lines, no repaint
             return
-        tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
-                    header_style="bold")
-        tab.add_column("engine", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
-        if wide:
-            tab.add_column("health", no_wrap=True)
-            tab.add_column("up", justify="right", no_wrap=True)
-        tab.add_column("generation", justify="right", no_wrap=True)
-        tab.add_column("history", no_wrap=True, ratio=1 if wide else None)
-        tab.add_column("prompt", justify="right", no_wrap=True)
-        tab.add_column("run/wait", justify="right", no_wrap=True)
-        tab.add_column("KV", justify="right", no_wrap=True)
-        tab.add_column("TTFT p50/95", justify="right", no_wrap=True)
-        tab.add_column("MTP", justify="right", no_wrap=True)
-        if wide:
-            tab.add_column("GPUs", no_wrap=True)
-            tab.add_column("aliases", no_wrap=True, overflow="ellipsis")
-        for cells in rows:
-            tab.add_row(*cells)
-        self._set(Group(tab, *info) if info else tab, shape, key)
+        lines = grid(WIDE_COLUMNS if wide else NARROW_COLUMNS, rows, width)
+        self._set(stack(lines, *info) if info else lines, shape, key)
+
+
+WIDE_COLUMNS = [Col("engine", cut=True), Col("health"), Col("up", right=True), Col("generation", right=True),
+                Col("history", flex=True), Col("prompt", right=True), Col("run/wait", right=True),
+                Col("KV", right=True), Col("TTFT p50/95", right=True), Col("MTP", right=True), Col("GPUs"),
+                Col("aliases", cut=True)]
+# below 120 columns: health, uptime, GPUs and aliases go to one line per engine under the table
+NARROW_COLUMNS = [Col("engine", cut=True), Col("generation", right=True), Col("history"), Col("prompt", right=True),
+                  Col("run/wait", right=True), Col("KV", right=True), Col("TTFT p50/95", right=True),
+                  Col("MTP", right=True)]

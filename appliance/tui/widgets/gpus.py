@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 
 from appliance.telemetry import Series
 from appliance.tui import fmt
+from appliance.tui.grid import Col, grid
 from appliance.tui.widgets.panel import Panel, rows_key
 
 THERMAL = ("HW thermal", "SW thermal", "HW slowdown", "power brake")
@@ -42,10 +42,12 @@ class GpuTable(Panel):
         self.border_title = "GPUs"
 
     def show(self, snap, history: dict[str, list[float]], wide: bool) -> None:
+        self._args = (snap, history, wide)
         if not snap.gpus:
             self._set(Text("no GPU readings", style="bold yellow"), "none")
             return
-        spark_w = max(10, min(90, self.size.width - 100)) if wide else 6
+        width = self.content_width()
+        spark_w = max(10, min(90, width - 96)) if wide else 6
         rows = []
         used = {i for e in snap.engines for i in e.gpus}
         for g in snap.gpus:
@@ -61,21 +63,14 @@ class GpuTable(Panel):
             rows.append((label, power_text(g), sp, fmt.energy(g.energy_j), temp, util,
                          fmt.mem(g.memory_used_bytes, g.memory_total_bytes, wide),
                          fmt.num(g.sm_clock_mhz, "MHz").replace(",", ""), throttle_text(g)))
-        shape = (wide, len(snap.gpus), self.size.width)
+        shape = (wide, len(snap.gpus), width)
         key = (shape, rows_key(rows))
-        if self.unchanged(key):  # the same numbers: no new table, no repaint
+        if self.unchanged(key):  # the same numbers: no new lines, no repaint
             return
-        tab = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, expand=True, show_edge=False,
-                    header_style="bold")
-        tab.add_column("GPU", no_wrap=True)
-        tab.add_column("power/limit", justify="right", no_wrap=True)
-        tab.add_column("history", no_wrap=True, ratio=1 if wide else None)
-        tab.add_column("energy", justify="right", no_wrap=True)
-        tab.add_column("temp", justify="right", no_wrap=True)
-        tab.add_column("util", justify="right", no_wrap=True)
-        tab.add_column("memory", justify="right", no_wrap=True)
-        tab.add_column("clock", justify="right", no_wrap=True)
-        tab.add_column("throttle", no_wrap=True, overflow="ellipsis", min_width=4)
-        for row in rows:
-            tab.add_row(*row)
-        self._set(tab, shape, key)
+        self._set(grid(COLUMNS if wide else NARROW, rows, width), shape, key)
+
+
+COLUMNS = [Col("GPU"), Col("power/limit", right=True), Col("history", flex=True), Col("energy", right=True),
+           Col("temp", right=True), Col("util", right=True), Col("memory", right=True), Col("clock", right=True),
+           Col("throttle", cut=True)]
+NARROW = [Col("history") if c.flex else c for c in COLUMNS]  # below 120 columns the sparkline stays short

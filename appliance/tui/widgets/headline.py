@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
 
 from appliance.telemetry import Series
 from appliance.tui import fmt
-from appliance.tui.widgets.panel import cell_key
+from appliance.tui.widgets.panel import Panel, cell_key
 
 
 def rig_power_history(snap, history: dict[str, list[float]]) -> list[float]:
@@ -29,7 +28,9 @@ def rig_power_ceiling(snap) -> float | None:
     return sum(caps) if caps and all(caps) else None
 
 
-class Headline(Static):
+class Headline(Panel):
+    """Two lines that change every second: drawn as a Panel (line API), not a Static."""
+
     _lines = 0
     _shown = None
 
@@ -70,5 +71,7 @@ class Headline(Static):
         layout = self._lines != lines or self.size.height != lines
         key = cell_key(t)
         if layout or key != self._shown:
-            self.update(t, layout=layout)
+            if layout:
+                self._shape = None  # Panel lays out again when the shape differs
+            self._set(t, lines)
             self._lines, self._shown = lines, key

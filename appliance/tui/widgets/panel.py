@@ -1,10 +1,11 @@
-"""A Static that repaints only when what it shows changed, and lays the screen out again only when its shape
-changed."""
+"""A panel of the dashboard that repaints only when what it shows changed, and lays the screen out again only when
+its shape changed."""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.strip import Strip
+from textual.widget import Widget
 
 
 def cell_key(cell) -> object:
@@ -19,19 +20,68 @@ def rows_key(rows) -> tuple:
     return tuple(tuple(cell_key(c) for c in row) for row in rows)
 
 
-class Panel(Static):
+class Panel(Widget):
+    """Draws a Rich Text through Textual's line API: the Text is cut into lines of Segments once per change, and
+    each repaint hands Textual those lines. A Static would convert the Text to Content and lay it out again on
+    every repaint, tagging every segment with its offset for text selection — for four GPU rows that was ~4 ms
+    per repaint, most of the dashboard's CPU (benchmarks/tui_cpu.py)."""
+
+    DEFAULT_CSS = """
+    Panel { height: auto; }
+    """
     _shape = None
     _content = None
+    _args = None  # what `show` was last called with: shown again when the panel's width changes
 
-    def _set(self, renderable, shape, content=None) -> None:
-        """Update; lay the screen out again only when the panel's shape (rows, width) changed — a layout pass
-        costs more than the repaint. `content`: the key `unchanged` compares the next time."""
-        self.update(renderable, layout=shape != self._shape)
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self._text = Text()
+        self._strips: list[Strip] = []
+
+    @property
+    def content(self) -> Text:
+        """What the panel shows (tests print it)."""
+        return self._text
+
+    def content_width(self) -> int:
+        """Cells inside the border and padding; before the first layout, the terminal's width less those."""
+        return self.content_size.width or max(20, self.app.size.width - 4)
+
+    def on_resize(self) -> None:
+        if self._args is not None:
+            self._content = None
+            self.show(*self._args)
+
+    def _set(self, text: Text, shape, content=None) -> None:
+        """Show `text`; lay the screen out again only when the panel's shape (rows, width) changed — a layout
+        pass costs more than the repaint. `content`: the key `unchanged` compares the next time."""
+        self._text = text
+        width = self.content_width()
+        console = self.app.console
+        lines: list[Text] = []
+        for line in text.split("\n", allow_blank=True):
+            if line.cell_len <= width:
+                lines.append(line)
+            elif text.no_wrap:
+                line.truncate(width, overflow=text.overflow or "ellipsis")
+                lines.append(line)
+            else:  # a long head line wraps rather than being cut
+                lines.extend(line.wrap(console, width))
+        self._strips = [Strip(list(line.render(console, end="")), line.cell_len).crop(0, width) for line in lines]
+        self.refresh(layout=shape != self._shape)
         self._shape = shape
         self._content = content
 
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return len(self._strips)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.content_size.width
+        strip = self._strips[y] if y < len(self._strips) else Strip.blank(0)
+        return strip.extend_cell_length(width).apply_style(self.rich_style)
+
     def unchanged(self, content) -> bool:
         """True when `content` (a comparable key of every value the panel would show, its layout included) is
-        what the panel shows already: the caller skips building and rendering its Rich table — a table of four
-        rows costs ~10 ms to render, and an idle rig's numbers mostly stand still from one second to the next."""
+        what the panel shows already: the caller skips building its lines — an idle rig's numbers mostly stand
+        still from one second to the next."""
         return content is not None and content == self._content

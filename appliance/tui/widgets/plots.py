@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+from textual.reactive import Reactive
 from textual_plotext import PlotextPlot
 
 MIN_REDRAW_S = 15.0  # plotext costs ~30 ms per plot and draw: a 5-minute history moves 5 % of its width in 15 s
 
 
 class HistoryPlot(PlotextPlot):
+    auto_links = Reactive(False)  # no links: see Panel
     DEFAULT_CSS = """
     HistoryPlot { height: 1fr; min-height: 8; border: round $primary-darken-1; border-title-color: $text-accent; }
     """
@@ -20,6 +22,7 @@ class HistoryPlot(PlotextPlot):
         self._ylabel = ylabel
         self._last = None
         self._drawn_at = -MIN_REDRAW_S
+        self._built: tuple | None = None  # (size, Text): what render() drew last, until the data or size change
 
     def on_mount(self) -> None:
         self.border_title = self._title
@@ -52,4 +55,13 @@ class HistoryPlot(PlotextPlot):
         plt.xlim(-max(longest - 1, 10), 0)
         plt.xlabel("seconds ago")
         plt.ylabel(self._ylabel)
+        self._built = None
         self.refresh()
+
+    def render(self):
+        """plotext builds the whole figure on every call (~20 ms): Textual asks again whenever a layout pass
+        touches the screen; the same data at the same size is the same picture."""
+        size = (self.size.width, self.size.height, self.app.theme)
+        if self._built is None or self._built[0] != size:
+            self._built = (size, super().render())
+        return self._built[1]

@@ -4,11 +4,10 @@ count rose in the last samples) is highlighted, and so is a route that can reach
 
 from __future__ import annotations
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 from appliance import routes
+from appliance.tui.grid import Col, grid, stack
 from appliance.tui.widgets.panel import Panel, rows_key
 
 RECENT = 10  # samples: a fallback counted within them is "active"
@@ -40,6 +39,7 @@ class ProxyPanel(Panel):
         return {a for a, v in new.items() if v > old.get(a, 0)}
 
     def show(self, snap) -> None:
+        self._args = (snap,)
         p = snap.proxy
         if p is None:
             self._set(Text("no proxy has been started on this rig", style="bright_black"), "none")
@@ -61,7 +61,7 @@ class ProxyPanel(Panel):
             head.append(routes.usd(total), style="bold yellow" if total else "green")
         aliases = sorted(set(p.requests_local) | set(p.requests_fallback) | set(p.routes) | set(spend or ()) |
                          {a for e in snap.engines for a in e.aliases})  # spend: also under a profile run earlier
-        lens, rows = [], []
+        rows = []
         for a in aliases:
             loc, fb = p.requests_local.get(a, 0), p.requests_fallback.get(a, 0)
             req = Text(f"{loc:.0f} local · ")
@@ -81,18 +81,21 @@ class ProxyPanel(Panel):
                 cost = Text(routes.usd(v), style="bold yellow" if v else "")
             else:
                 cost = Text("– local", style="bright_black")
-            rows.append((a, req, rt, cost))
-            lens.append((len(a), len(req.plain), len(rt.plain), len(cost.plain)))
-        shape = (self.size.width, len(head.plain), tuple(lens))
-        key = (shape, rows_key([[head]]), rows_key(rows))
-        if self.unchanged(key):  # the same counts: no new table, no repaint
+            rows.append((Text(a), req, rt, cost))
+        width = self.content_width()
+        key = (width, rows_key([[head]]), rows_key(rows))
+        if self.unchanged(key):  # the same counts: no new lines, no repaint
             return
-        table = Table(box=None, padding=(0, 1), pad_edge=False, show_header=True, header_style="bright_black",
-                      expand=False)
-        table.add_column("alias", style="bold", no_wrap=True)
-        table.add_column("requests", no_wrap=True)
-        table.add_column("route → fallbacks", overflow="fold")
-        table.add_column("hosted today", justify="right", no_wrap=True)
+        # the screen is laid out again only when the panel's height changes (a count gaining a digit does not)
+        head_lines = -(-head.cell_len // max(1, width))
+        if not aliases:
+            self._set(head, (width, head_lines), key)
+            return
         for row in rows:
-            table.add_row(*row)
-        self._set(Group(head, table) if aliases else head, shape, key)
+            row[0].stylize("bold")
+        table = grid(COLUMNS, rows, width, header_style="bright_black", gap=2, spread=False)
+        self._set(stack(head, table), (width, head_lines, table.plain.count("\n")), key)
+
+
+COLUMNS = [Col("alias"), Col("requests"), Col("route → fallbacks", fold=True),
+           Col("hosted today", right=True)]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import Reactive
 from textual.widgets import Static
 
 from appliance.tui.widgets.panel import cell_key
 
 
 class TitleBar(Static):
+    auto_links = Reactive(False)  # no links: see Panel
     DEFAULT_CSS = """
     TitleBar { height: 1; background: $primary; color: $text; padding: 0 1; }
     """
