@@ -5,7 +5,7 @@ timeout, and "no answer in time" means "not ready", never "hang the caller".
 
 Two kinds: httpx clients for everything that talks to the world, and `Loopback` — the standard library's
 http.client on kept-alive connections — for the sampler, which GETs this machine's own engines and front door
-five times a second: there httpx (with h11) costs ~4× the CPU per request and ~150 ms of imports before the first
+five times a second: there httpx (with h11) costs ~3× the CPU per request and ~160 ms more imports before the first
 sample (benchmarks/http_cost.py).
 """
 
