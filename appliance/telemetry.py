@@ -132,8 +132,10 @@ class Sampler:
         is the HTTP boundary — made here with short timeouts unless a test passes its own."""
         self.stack = stack
         self.timeout = probe_timeout_s
-        self.proxy_every_s = proxy_every_s  # LiteLLM's metrics page is large: the TUI reads it every few seconds
+        # LiteLLM's metrics page is large, the rig's warnings come from files: the TUI reads both every few seconds
+        self.proxy_every_s = proxy_every_s
         self._proxy_last: tuple[float, ProxySnap | None] = (0.0, None)
+        self._warned: tuple[float, tuple[str, ...]] = (0.0, ())  # when the rig's warnings were read, and them
         self._hosts: tuple[float, object, set[str]] = (0.0, None, set())  # when, the door's record, where it listens
         self._prev: dict[str, metrics.Scrape] = {}
         self._client = http_client
@@ -163,7 +165,9 @@ class Sampler:
 
         t = time.time()
         rig = self.stack.rig
-        warnings = list(self.stack.warnings())
+        if t - self._warned[0] >= self.proxy_every_s:  # files and the runtime: at the proxy's pace (~2 ms)
+            self._warned = (t, tuple(self.stack.warnings()))
+        warnings = list(self._warned[1])
         try:
             gpus = tuple(rig.gpus().read_all())
         except ApplianceError as exc:

@@ -4,6 +4,7 @@ its shape changed."""
 from __future__ import annotations
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -37,6 +38,7 @@ class Panel(Widget):
         super().__init__(**kw)
         self._text = Text()
         self._strips: list[Strip] = []
+        self._keys: list = []  # each line's cell_key: which lines a change repaints
 
     @property
     def content(self) -> Text:
@@ -67,8 +69,15 @@ class Panel(Widget):
                 lines.append(line)
             else:  # a long head line wraps rather than being cut
                 lines.extend(line.wrap(console, width))
+        keys = [cell_key(line) for line in lines]
+        old, self._keys = self._keys, keys
         self._strips = [Strip(list(line.render(console, end="")), line.cell_len).crop(0, width) for line in lines]
-        self.refresh(layout=shape != self._shape)
+        if shape != self._shape or len(keys) != len(old):
+            self.refresh(layout=shape != self._shape)
+        else:  # repaint only the lines that changed: an idle GPU's row stands still while a busy one's moves
+            for y, (a, b) in enumerate(zip(old, keys)):
+                if a != b:
+                    self.refresh(Region(0, y, width, 1))
         self._shape = shape
         self._content = content
 
