@@ -43,3 +43,15 @@ def test_set_on_a_shipped_profile_and_edit(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "saved" in out and "FITS" in out
     assert "max_num_seqs: 6" in (paths.user_profiles_dir() / "rtx4060ti16-qwen25-7b.yaml").read_text()
+
+
+def test_set_says_what_vllm_would_warn_about_and_stops_when_fixed(capsys):
+    """`set` prints [7/8]'s advice for the new values (as `check` and the editor do), and nothing once fixed."""
+    assert commands.main(["new", "awq", "--model", "Qwen/Qwen2.5-14B-Instruct-AWQ", "--card", "4090"]) == 0
+    capsys.readouterr()
+    assert commands.main(["set", "awq", "quantization=awq"]) == 0
+    out = capsys.readouterr().out
+    assert "[awq-marlin] warning" in out and "fix: write quantization: awq_marlin" in out
+    assert commands.main(["set", "awq", "quantization=awq_marlin"]) == 0
+    out = capsys.readouterr().out
+    assert "FITS" in out and "[awq-marlin]" not in out

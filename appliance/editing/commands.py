@@ -27,7 +27,17 @@ def _print_fit(profile, gpu_spec: str | None, gpus_for: Callable | None) -> bool
     print(f"fit against {source}:")
     for line in live.summary(report):
         print("  " + line)
+    _print_advice(profile)
     return report.fits
+
+
+def _print_advice(profile) -> None:
+    """What vLLM would warn about (or refuse) with the new values, and the fix — as `check` and the editor say."""
+    from appliance.engine_checks import check_engines, print_checks
+
+    checks = check_engines(profile)
+    if any(c.advice or c.warning for c in checks):
+        print_checks(checks, sys.stdout)
 
 
 def cmd_new(args, gpus_for: Callable | None = None) -> int:
@@ -81,7 +91,8 @@ def register(sub, gpus_for: Callable | None = None) -> None:
     p.add_argument("--gpu", metavar="CARD", help="print the fit against this card instead of the detected GPUs")
     p.set_defaults(func=lambda a: cmd_new(a, gpus_for))
 
-    p = sub.add_parser("set", help="change values of a profile (validated, keeps its comments), print the new fit",
+    p = sub.add_parser("set", help="change values of a profile (validated, keeps its comments), print the new fit "
+                       "and what vLLM would warn about",
                        description="KEY is a dotted path (engines.0.max_model_len, power_limit_w.1); on a "
                                    "one-engine profile engine keys can be given alone (max_model_len=16384). VALUE "
                                    "is YAML (16384, fp8, true, [local, coder], {method: mtp, "
