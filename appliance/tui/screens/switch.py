@@ -14,7 +14,7 @@ from appliance.tui.widgets.titlebar import TitleBar
 
 
 class SwitchScreen(Screen):
-    BINDINGS = [Binding("escape,b", "back", "Back")]
+    BINDINGS = [Binding("escape", "back", "Back")]  # b stays the app's Bench key
 
     def compose(self) -> ComposeResult:
         yield TitleBar("switch")
