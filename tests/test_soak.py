@@ -16,8 +16,8 @@ def test_short_soak_zero_failures(litellm_bin):
     spec = importlib.util.spec_from_file_location("soak", REPO / "benchmarks" / "soak.py")
     soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)
-    # a switch every 15 s. Known and open: a switch that starts ~2 s after the previous one finished cut 4 streams
-    # LiteLLM relayed to the engine being drained (final CI run of session 3, seconds=40: a switch every 10 s)
+    # a switch every 15 s. Back-to-back switches (~2 s apart) cut LiteLLM-relayed streams until the front door took
+    # one request per connection: tests/test_switch_back_to_back.py is the sharp test of that
     r = soak.soak(streams=24, seconds=60, switches=3, log=lambda *a: None)
     assert r["failed"] == 0, r["errors"]
     assert all(ok for _, ok, _ in r["switches"]) and len(r["switches"]) == 3

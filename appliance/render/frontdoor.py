@@ -28,7 +28,9 @@ count_tokens), and everything else goes to LiteLLM:
   on vLLM's context-length error, to a context-window fallback with a larger window.
 - Switches: local servers of a profile not yet routed start disabled; the Stack enables a server (runtime API) once
   its engine answers /health, and sets it to drain before stopping it, so requests in flight finish and new ones
-  take the fallback (or wait at the door, when the alias has none).
+  take the fallback (or wait at the door, when the alias has none). One request per connection (`option
+  httpclose`): a drain set through the runtime API reaches only the current worker, so no kept-alive connection may
+  carry a new request into an old worker after a reload (see `render_haproxy`).
 """
 
 from __future__ import annotations
@@ -164,6 +166,13 @@ def render_haproxy(pl: ProxyPlan, routed: Profile | None, settings: FrontDoorSet
         "    timeout queue 10s",
         "    timeout check 1s            # an engine that does not answer /health within 1 s is down",
         "    option http-no-delay",
+        # one request per connection. Why: a seamless reload leaves the old worker serving its connections, and
+        # one whose streamed response started before the reload (headers sent with keep-alive) carries one MORE
+        # request there, under the old config — where an engine being drained is still enabled (the runtime API
+        # reaches only the current worker; an old one refuses changes). That request hit the draining engine,
+        # its 500 marked the engine down in the old worker, and shutdown-sessions cut the streams LiteLLM relayed.
+        # A new connection per request costs a loopback handshake; every request lands in the current worker.
+        "    option httpclose",
         "    retries 2",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response response-timeout 500 502 503 504",
