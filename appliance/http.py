@@ -92,7 +92,7 @@ class Loopback:
             raise ValueError(f"Loopback speaks plain HTTP to this machine only, not {url!r}")
         key = (u.hostname, u.port or 80)
         path = (u.path or "/") + (f"?{u.query}" if u.query else "")
-        for attempt in (0, 1):
+        for _ in (0, 1):  # the second time with a new connection (the first one's is not put back)
             conn = self._conns.pop(key, None)
             reused = conn is not None
             if conn is None:
@@ -103,7 +103,7 @@ class Loopback:
                 body = r.read()
             except (_stdlib.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 conn.close()
-                if reused and attempt == 0:  # the server closed an idle kept-alive connection: once more
+                if reused:  # the server closed an idle kept-alive connection: once more, on a new one
                     continue
                 raise
             except BaseException:

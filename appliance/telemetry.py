@@ -173,10 +173,10 @@ class Sampler:
         except ApplianceError as exc:
             gpus = ()
             warnings.append(f"GPUs: {exc.message}")
-        profile = self.stack.active_profile()
+        record = rig.state.load()  # once per sample: the active profile and the door's record both come from it
+        profile = self.stack.active_profile(record)
         engines = []
         if profile is not None:
-            record = rig.state.load()
             try:
                 states = {s.service: s for s in rig.runtime.states(self.stack.project(profile.name))}
                 if not record.starting and not any(s.alive for s in states.values()):
@@ -211,7 +211,7 @@ class Sampler:
                     gpus=tuple(engine_gpu_indices(profile, e, len(gpus) or e.gpu_count)),
                     status=st.status if st else "missing", health=health, restarts=st.restarts if st else 0,
                     uptime_s=uptime, stats=stats))
-        proxy = self._proxy()
+        proxy = self._proxy(record.proxy)
         if proxy is not None:
             engines = [replace(e, fallbacks=float(sum(proxy.requests_fallback.get(a, 0) for a in e.aliases)))
                        for e in engines]
@@ -243,10 +243,10 @@ class Sampler:
         seen = self._log_seen.get(key)
         return None if seen is None else now - seen
 
-    def _proxy(self) -> ProxySnap | None:
+    def _proxy(self, state) -> ProxySnap | None:
+        """The front door from its record in the state (`state`: a ProxyRecord, None when no door was started)."""
         from appliance import http
 
-        state = self.stack.rig.state.load().proxy
         if not state:
             return None
         url = f"http://127.0.0.1:{state.port}"

@@ -74,7 +74,7 @@ def _sample(port: int, *, alive=True, lines=("INFO loading weights",), starting=
     rig = SimpleNamespace(label="test rig", runtime=FakeRuntime(alive, list(lines)),
                           state=SimpleNamespace(load=lambda: state),
                           gpus=lambda: SimpleNamespace(read_all=lambda: []))
-    stack = SimpleNamespace(rig=rig, warnings=lambda: [], active_profile=lambda: profile,
+    stack = SimpleNamespace(rig=rig, warnings=lambda: [], active_profile=lambda state=None: profile,
                             project=lambda name: f"appliance-{name}")
     sampler = Sampler(stack, probe_timeout_s=0.5)
     try:

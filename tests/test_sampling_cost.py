@@ -85,20 +85,19 @@ def test_the_sampler_reads_the_kernels_socket_table_seldom_and_at_once_when_the_
     monkeypatch.setattr(listening, "listening_hosts", lambda port: reads.append(port) or {"127.0.0.1"})
     monkeypatch.setattr(http, "get", lambda c, url, headers=None: http.Probe(False, error="refused"))
     box = SimpleNamespace(proxy=Record())
-    stack = SimpleNamespace(rig=SimpleNamespace(state=SimpleNamespace(load=lambda: box)))
     now = [1000.0]
     monkeypatch.setattr("appliance.telemetry.time.time", lambda: now[0])
-    s = Sampler(stack, proxy_every_s=5.0, http_client=object())
+    s = Sampler(SimpleNamespace(), proxy_every_s=5.0, http_client=object())
     for _ in range(int(LISTEN_EVERY_S) - 1):
-        snap = s._proxy()
+        snap = s._proxy(box.proxy)
         now[0] += 1.0
     assert reads == [4000] and snap.listen == ("127.0.0.1",) and not snap.lan
     now[0] += 2.0  # past LISTEN_EVERY_S since the first read
-    s._proxy()
+    s._proxy(box.proxy)
     assert reads == [4000, 4000]
     box.proxy = replace(box.proxy, pid=11)  # the door restarted (same port): read at once
-    s._proxy()
+    s._proxy(box.proxy)
     assert reads == [4000, 4000, 4000]
     box.proxy = replace(box.proxy, port=4100)  # a new front door: read at once
-    s._proxy()
+    s._proxy(box.proxy)
     assert reads == [4000, 4000, 4000, 4100]

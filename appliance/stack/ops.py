@@ -21,7 +21,7 @@ from appliance.stack.events import Event, StartResult
 from appliance.stack.follow import follow_start
 from appliance.stack.front_door import FrontDoor
 from appliance.stack.power import PowerKeeper
-from appliance.stack.state import ProfileRef
+from appliance.stack.state import ProfileRef, RigState
 
 DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_STALL_S = 600.0
@@ -64,8 +64,9 @@ class Stack:
         except (ApplianceError, OSError):
             return None
 
-    def active_profile(self) -> Profile | None:
-        return self._load(self.rig.state.load().active)
+    def active_profile(self, state: RigState | None = None) -> Profile | None:
+        """The profile whose engines run (or are starting); `state`: a record the caller has just read."""
+        return self._load((state or self.rig.state.load()).active)
 
     def routed_profile(self) -> Profile | None:
         return self._load(self.rig.state.load().routed)

@@ -72,7 +72,7 @@ class DashboardScreen(Screen):
             self.query_one(Headline).set_text(Text("waiting for the first sample …", style="italic"), 1)
             return
         snap = sample.snapshot
-        self.query_one(Headline).show(snap, sample.history, self.size.width)
+        self.query_one(Headline).show(snap, sample.history)
         self.query_one(GpuTable).show(snap, sample.history, self.wide)
         self.query_one(EngineTable).show(snap, sample.history, self.wide)
         self.query_one(ProxyPanel).show(snap)

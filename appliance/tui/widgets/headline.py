@@ -31,14 +31,12 @@ def rig_power_ceiling(snap) -> float | None:
 class Headline(Panel):
     """Two lines that change every second: drawn as a Panel (line API), not a Static."""
 
-    _lines = 0
-    _shown = None
-
     DEFAULT_CSS = """
     Headline { height: auto; max-height: 2; padding: 0 1; background: $boost; }
     """
 
-    def show(self, snap, history: dict[str, list[float]] | None = None, width: int = 80) -> None:
+    def show(self, snap, history: dict[str, list[float]] | None = None) -> None:
+        self._args = (snap, history)  # Panel shows it again at a new width
         t = Text(no_wrap=True, overflow="ellipsis")
         tpj = snap.tokens_per_joule
         t.append(f"{tpj:.3f} tok/J" if tpj is not None else "— tok/J", style="bold cyan")
@@ -57,7 +55,7 @@ class Headline(Panel):
             self.set_text(t, 1)
             return
         t.append("\n")
-        spark_w = max(8, (width - 44) // 2)
+        spark_w = max(8, (self.content_width() - 42) // 2)
         t.append("generation ", style="bright_black")
         t.append(fmt.spark(history.get(Series.RIG_GEN_TPS, []), spark_w), style="cyan")
         t.append("  power ", style="bright_black")
@@ -66,12 +64,11 @@ class Headline(Panel):
         self.set_text(t, 2)
 
     def set_text(self, t: Text, lines: int) -> None:
-        # lay out again when the line count changed, or when the last layout left the wrong height (an update
-        # that raced the first layout); the same text at the right height is not painted again
-        layout = self._lines != lines or self.size.height != lines
-        key = cell_key(t)
-        if layout or key != self._shown:
-            if layout:
-                self._shape = None  # Panel lays out again when the shape differs
-            self._set(t, lines)
-            self._lines, self._shown = lines, key
+        # the same text at the same width and the right height is not painted again; a wrong height (an update
+        # that raced the first layout) lays out again even when the text is the same
+        key = (self.content_width(), cell_key(t))
+        if self.size.height != lines:
+            self._shape = None  # Panel lays out when the shape differs
+        elif self.unchanged(key):
+            return
+        self._set(t, lines, key)
