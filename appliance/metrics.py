@@ -142,6 +142,34 @@ def rate(prev: Scrape | None, cur: Scrape, name: str, **labels) -> float | None:
     return counter_delta(prev.get(name, **labels), cur.get(name, **labels)) / dt
 
 
+def fitted_rate(scrapes: list[Scrape], name: str, **labels) -> float | None:
+    """Per-second increase of counter `name` as the least-squares slope over many scrapes.
+
+    Why not the two ends: a scrape's time is known only to within its own latency, and on a busy box (the
+    engine holding every core) one scrape can take a second — over a 40 s window that alone moves a two-point
+    rate by 5 %. The slope over one scrape a second averages that jitter away. Resets are stitched (each step
+    adds `counter_delta`), so an engine restart inside the window does not read as negative throughput."""
+    points: list[tuple[float, float]] = []
+    total, prev = 0.0, None
+    for s in scrapes:
+        cur = s.get(name, **labels)
+        if cur is None:
+            continue
+        if prev is not None:
+            total += counter_delta(prev, cur)
+        prev = cur
+        points.append((s.t, total))
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    var = sum((t - mt) ** 2 for t, _ in points)
+    if var <= 0:
+        return None
+    return sum((t - mt) * (v - mv) for t, v in points) / var
+
+
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
     """PromQL-style quantile from cumulative buckets [(le, count)], linear inside the bucket."""
     if not buckets:

@@ -53,6 +53,19 @@ def test_counter_reset_on_restart_is_not_negative():
     assert metrics.rate(a, b, "vllm:generation_tokens_total") == pytest.approx(120)
 
 
+def test_fitted_rate_shrugs_off_one_late_scrape_and_stitches_a_restart():
+    # 100 tok/s for 40 s, read once a second; the last reading's timestamp is 2 s late (a slow scrape on a busy
+    # box): the two ends would say 4000/42 = 95 tok/s (-5 %), the fitted slope stays within 1 %
+    pages = [page(float(t), 100 * t) for t in range(40)] + [page(42.0, 4000)]
+    two_ends = metrics.rate(pages[0], pages[-1], "vllm:generation_tokens_total")
+    assert two_ends == pytest.approx(95.2, abs=0.1)
+    assert metrics.fitted_rate(pages, "vllm:generation_tokens_total") == pytest.approx(100, rel=0.01)
+    # the engine restarted at t=20: its counter began again at 0, the rate is still 100 tok/s
+    restarted = [page(float(t), 100 * t if t < 20 else 100 * (t - 20) + 50) for t in range(40)]
+    assert metrics.fitted_rate(restarted, "vllm:generation_tokens_total") == pytest.approx(100, rel=0.05)
+    assert metrics.fitted_rate(pages[:1], "vllm:generation_tokens_total") is None
+
+
 def test_histogram_quantile_interpolates():
     buckets = [(0.1, 50.0), (0.2, 100.0), (float("inf"), 100.0)]
     assert metrics.histogram_quantile(0.5, buckets) == pytest.approx(0.1)

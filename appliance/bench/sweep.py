@@ -108,12 +108,13 @@ class Bench:
     def _scrape(self) -> metrics.Scrape | None:
         from appliance import http
 
+        sent = time.time()
         with http.client(timeout_s=3.0) as c:
             p = http.get(c, f"http://127.0.0.1:{self.engine.port}/metrics")
         if not p.ok or not p.body:
             return None
-        try:
-            return metrics.parse(p.body, time.time())
+        try:  # the counters were read somewhere between asking and answer: the midpoint errs least
+            return metrics.parse(p.body, (sent + time.time()) / 2)
         except ValueError:
             return None
 
@@ -172,6 +173,7 @@ class Bench:
             window["t0"] = t0
             kv_max = None
             last_scrape = scrape0
+            scrapes = [scrape0] if scrape0 is not None else []
             end_at = t0 + (self.s.duration_s or 1e9)
             while True:
                 await asyncio.sleep(1.0)
@@ -188,6 +190,7 @@ class Bench:
                     kv = cur.get("vllm:kv_cache_usage_perc")
                     kv_max = kv if kv_max is None or (kv is not None and kv > kv_max) else kv_max
                     last_scrape = cur
+                    scrapes.append(cur)
                 watts = sum(r.power_w or 0 for r in (self.stack.rig.gpus().read(g) for g in self.gpus))
                 self.on_progress({"cell": index, "cells": total, "power_limit_w": limit_w, "concurrency": c,
                                   "live_tps": live_tps, "watts": watts, "elapsed_s": now - t0,
@@ -200,6 +203,8 @@ class Bench:
             scrape1 = await asyncio.to_thread(self._scrape)
             t1, e1 = await asyncio.to_thread(self._energy)
             window["t1"] = t1
+            if scrape1 is not None:
+                scrapes.append(scrape1)
             stop.set()
             # streams still running are cut: they are outside the window
             for t in tasks:
@@ -209,10 +214,9 @@ class Bench:
         ok = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
         if scrape0 is not None and scrape1 is not None:
-            gen = metrics.counter_delta(scrape0.get("vllm:generation_tokens_total"),
-                                        scrape1.get("vllm:generation_tokens_total")) / dt
-            prompt = metrics.counter_delta(scrape0.get("vllm:prompt_tokens_total"),
-                                           scrape1.get("vllm:prompt_tokens_total")) / dt
+            # the slope over every scrape of the window (one a second), not the two ends: see fitted_rate
+            gen = metrics.fitted_rate(scrapes, "vllm:generation_tokens_total") or 0.0
+            prompt = metrics.fitted_rate(scrapes, "vllm:prompt_tokens_total") or 0.0
             stats = metrics.engine_stats(scrape0, scrape1)
             acceptance, source = stats.spec_acceptance, "counters"
         else:
