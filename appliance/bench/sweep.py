@@ -3,8 +3,9 @@
 For each power limit (set on the engine's GPUs through the Stack, restored afterwards — also on Ctrl-C) and
 each concurrency, a closed loop of streaming requests runs (after a warm-up). The measurement window starts
 once every stream is running: aggregate generation and prompt tokens/s come from the engine's own counters
-(`vllm:generation_tokens_total`, `vllm:prompt_tokens_total`) over the window (the least-squares slope of one scrape a second), energy from the GPUs' energy
-counters over the same window, per-request numbers (TTFT, inter-token latency, tokens/s) from the client.
+(`vllm:generation_tokens_total`, `vllm:prompt_tokens_total`) over the window (the least-squares slope of one
+scrape a second), energy from the GPUs' energy counters over the same window, per-request numbers (TTFT,
+inter-token latency, tokens/s) from the client.
 Results are kept in the state dir as JSON and CSV.
 """
 
