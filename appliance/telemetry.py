@@ -127,10 +127,13 @@ def _finite(value):
 class Sampler:
     """Samples never overlap (callers run `sample()` from one worker); previous scrapes give the rates."""
 
-    def __init__(self, stack, probe_timeout_s: float = 1.5, proxy_every_s: float = 1.0, http_client=None):
+    def __init__(self, stack, probe_timeout_s: float = 1.5, proxy_every_s: float = 1.0, http_client=None,
+                 quick: bool = False):
         """`stack` gives the rig's parts (GPUs, runtime) and the active profile; `http_client` (an httpx.Client)
-        is the HTTP boundary — made here with short timeouts unless a test passes its own."""
+        is the HTTP boundary — made here with short timeouts unless a test passes its own. `quick`: leave
+        LiteLLM's metrics page (which a fresh proxy takes seconds to answer) to the next sampler (`carry`)."""
         self.stack = stack
+        self.quick = quick
         self.timeout = probe_timeout_s
         # LiteLLM's metrics page is large, the rig's warnings come from files: the TUI reads both every few seconds
         self.proxy_every_s = proxy_every_s
@@ -142,6 +145,17 @@ class Sampler:
         self.history: dict[str, metrics.History] = {}
         self._log_cursors: dict[str, dict] = {}
         self._log_seen: dict[str, float] = {}
+
+    def carry(self) -> dict:
+        """What the next sample needs from this sampler's (picklable): the previous scrapes the rates start
+        from, the history, where each engine's log was read up to. The TUI's first sample is taken in a child
+        process (appliance/tui/early.py) and goes on here."""
+        return {"prev": self._prev, "history": self.history, "log_cursors": self._log_cursors,
+                "log_seen": self._log_seen}
+
+    def resume(self, carry: dict) -> None:
+        self._prev, self.history = dict(carry["prev"]), dict(carry["history"])
+        self._log_cursors, self._log_seen = dict(carry["log_cursors"]), dict(carry["log_seen"])
 
     def _http(self):
         if self._client is None:
@@ -267,21 +281,25 @@ class Sampler:
         last_t, last = self._proxy_last
         if last is not None and time.time() - last_t < self.proxy_every_s:
             return replace(last, status=snap.status, healthy=snap.healthy, listen=snap.listen, lan=snap.lan)
-        from appliance import secrets
-
-        litellm = f"http://127.0.0.1:{state.litellm_port}"
-        try:
-            r = self._http().get(f"{litellm}/metrics/", headers={"Authorization": f"Bearer {secrets.master_key()}"})
-            scrape = metrics.parse(r.text, time.time(), metrics.LITELLM_METRICS) if r.status_code == 200 else None
-        except Exception:  # noqa: BLE001 - telemetry must not take the sampler down; the proxy shows "no metrics"
-            scrape = None
+        scrape = None if self.quick else self._litellm_scrape(state)
         if scrape is not None:
             snap = proxy_counts(snap, scrape)
         snap = proxy_routes(snap, self.stack, scrape)
         if state.socket:
             snap = frontdoor_counts(snap, state.socket, self.stack)
-        self._proxy_last = (time.time(), snap)
+        if not self.quick:  # a quick sample's counts are not the door's: the next sample reads them
+            self._proxy_last = (time.time(), snap)
         return snap
+
+    def _litellm_scrape(self, state) -> metrics.Scrape | None:
+        from appliance import secrets
+
+        litellm = f"http://127.0.0.1:{state.litellm_port}"
+        try:
+            r = self._http().get(f"{litellm}/metrics/", headers={"Authorization": f"Bearer {secrets.master_key()}"})
+            return metrics.parse(r.text, time.time(), metrics.LITELLM_METRICS) if r.status_code == 200 else None
+        except Exception:  # noqa: BLE001 - telemetry must not take the sampler down; the proxy shows "no metrics"
+            return None
 
 
 def proxy_counts(snap: ProxySnap, scrape: metrics.Scrape) -> ProxySnap:

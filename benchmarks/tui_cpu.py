@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/tui_cpu.py [--seconds 30] [--size 120x40] [--profile rtx3090x4-two-tier]
 
 Starts a simulated rig (local processes, the real LiteLLM proxy; APPLIANCE_LITELLM or .venv-proxy) in a temporary
-state dir with background traffic, then runs `appliance.tui.app.run_app` in a child process on a pseudo-terminal
-of the given size — the real terminal driver, real rendering, nothing headless. Reported:
+state dir with background traffic, then runs the dashboard as the owner does (`appliance --sim --runtime process`, through the CLI's
+`main`) in a child process on a pseudo-terminal of the given size — the real terminal driver, real rendering, nothing headless. Reported:
   - first frame: spawn → the first bytes the app writes to the terminal (Python start and imports included);
   - first paint with data: spawn → the dashboard shows the first sample (the headline's "tok/J");
   - steady CPU: the child's user+system CPU time over the window after a warm-up, as % of one core.
@@ -36,10 +36,8 @@ sys.path.insert(0, str(REPO))
 CHILD = """
 import sys
 sys.path.insert(0, {repo!r})
-from appliance.rig import simulated_rig
-from appliance.stack import Stack
-from appliance.tui.app import run_app
-run_app(Stack(simulated_rig(runtime="process")), demo=True)
+from appliance.cli import main
+sys.exit(main(["--sim", "--runtime", "process"]))
 """
 
 

@@ -123,10 +123,22 @@ def _live_status(stack, traffic, duration: float | None) -> None:
 
 
 
-def cmd_tui(args) -> int:
-    """`appliance` on a terminal: the dashboard of this machine's rig (it offers the demo when nothing runs)."""
+def _stack(args):
     from appliance.stack import Stack
+
+    return Stack(_rig(args))
+
+
+def cmd_tui(args) -> int:
+    """`appliance` on a terminal: the dashboard of this machine's rig (it offers the demo when nothing runs).
+    The first sample is taken in a forked child before Textual is even imported (appliance/tui/early.py)."""
+    import functools
+
+    from appliance.tui.early import EarlySample
+
+    make_stack = functools.partial(_stack, args)
+    early = EarlySample.start(make_stack)
     from appliance.tui.app import run_app
 
-    run_app(Stack(_rig(args)))
+    run_app(make_stack=make_stack, early=early)
     return 0

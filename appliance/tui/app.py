@@ -20,13 +20,7 @@ from appliance.telemetry import Series
 from appliance.tui import fmt
 from appliance.tui.backend import Backend, RigInfo, StackBackend
 from appliance.tui.messages import Sample, SwitchFinished, SwitchProgress
-from appliance.tui.screens.bench import BenchScreen
 from appliance.tui.screens.dashboard import DashboardScreen
-from appliance.tui.screens.logs import LogsScreen
-from appliance.tui.screens.modals import ConfirmSwitch, HelpScreen, PowerDialog
-from appliance.tui.screens.profiles import ProfilesScreen
-from appliance.tui.screens.switch import SwitchScreen
-from appliance.tui.widgets.timeline import SwitchLog
 
 DEMO = "demo"  # App return value: the user asked for the demo
 
@@ -39,13 +33,32 @@ def _err_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _profiles_screen():
+    from appliance.tui.screens.profiles import ProfilesScreen
+
+    return ProfilesScreen()
+
+
+def _logs_screen():
+    from appliance.tui.screens.logs import LogsScreen
+
+    return LogsScreen()
+
+
+def _bench_screen():
+    from appliance.tui.screens.bench import BenchScreen
+
+    return BenchScreen()
+
+
 class ApplianceApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "appliance"
-    MODES = {"dashboard": DashboardScreen, "profiles": ProfilesScreen, "logs": LogsScreen, "bench": BenchScreen}
+    # only the dashboard is imported up front: the other screens on first use (the first paint comes sooner)
+    MODES = {"dashboard": DashboardScreen, "profiles": _profiles_screen, "logs": _logs_screen, "bench": _bench_screen}
     DEFAULT_MODE = "dashboard"
     # Help and Quit first: they stay visible on every screen at 80 columns; a screen's own key is not shown on it
-    # (check_action); the footer is compact and drops the palette hint below 120 columns (app.tcss)
+    # (check_action); the key bar drops the palette hint below 120 columns (widgets/keybar.py)
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
@@ -68,7 +81,7 @@ class ApplianceApp(App):
         self.last: Sample | None = None
         self.info: RigInfo | None = None
         self.sample_error: str | None = None
-        self.switch_log: SwitchLog | None = None
+        self.switch_log = None  # a SwitchLog (widgets/timeline.py) once a switch started
         self.profile_entries: list = []
         self._sampling = False
         self._sample_timer = None
@@ -145,8 +158,7 @@ class ApplianceApp(App):
 
     # -- navigation --------------------------------------------------------------------------------------
     def action_mode(self, mode: str) -> None:
-        while len(self.screen_stack) > 1 and not isinstance(self.screen, (DashboardScreen, ProfilesScreen,
-                                                                          LogsScreen, BenchScreen)):
+        while len(self.screen_stack) > 1:  # back to the mode's own screen, under any pushed over it
             self.pop_screen()
         self.switch_mode(mode)
 
@@ -154,15 +166,18 @@ class ApplianceApp(App):
         """Hide the key of the screen the user is on (`p Profiles` on the profiles list); on a screen pushed over
         it (the editor) the key leads back, so it shows."""
         if action == "mode" and parameters and self.screen_stack:
-            screen_type = self.MODES.get(str(parameters[0]))
-            if screen_type is not None and type(self.screen) is screen_type:
+            if self.current_mode == str(parameters[0]) and len(self.screen_stack) == 1:
                 return False
         return True
 
     def action_help(self) -> None:
+        from appliance.tui.screens.modals import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_timeline(self) -> None:
+        from appliance.tui.screens.switch import SwitchScreen
+
         if not isinstance(self.screen, SwitchScreen):
             self.push_screen(SwitchScreen())
 
@@ -182,6 +197,8 @@ class ApplianceApp(App):
         def done(watts: float | None) -> None:
             if watts is not None:
                 self.set_power(watts)
+
+        from appliance.tui.screens.modals import PowerDialog
 
         self.push_screen(PowerDialog(snap), done)
 
@@ -234,9 +251,13 @@ class ApplianceApp(App):
             if yes:
                 self.start_switch(profile, active)
 
+        from appliance.tui.screens.modals import ConfirmSwitch
+
         self.push_screen(ConfirmSwitch(profile, fit_report, active), answer)
 
     def start_switch(self, profile, active=None) -> None:
+        from appliance.tui.widgets.timeline import SwitchLog
+
         self.switch_log = SwitchLog(profile.name, active.name if active is not None else
                                     (self.last.snapshot.profile if self.last else None))
         self._switch_worker(profile)
@@ -300,11 +321,13 @@ class ApplianceApp(App):
         self.ask_switch(profile, None, active)
 
 
-def run_app(stack, demo: bool = False) -> None:
-    """Run the TUI on a Stack (the CLI's entry point). When nothing runs and the user picks the demo, the demo
-    runs next (a simulated rig in its own state dir), then stops."""
-    backend = StackBackend(stack)
-    backend.prefetch()
+def run_app(stack=None, demo: bool = False, *, make_stack=None, early=None) -> None:
+    """Run the TUI on a Stack, or on `make_stack` with the first sample from `early` (a forked child, see
+    early.py: the CLI's entry point). When nothing runs and the user picks the demo, the demo runs next (a
+    simulated rig in its own state dir), then stops."""
+    backend = StackBackend(stack, make_stack=make_stack, early=early)
+    if early is None:
+        backend.prefetch()
     result = ApplianceApp(backend, demo=demo).run()
     if result == DEMO:
         _run_demo()

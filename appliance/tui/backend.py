@@ -80,21 +80,51 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def tui_sampler(stack, proxy_every_s: float = 5.0):
+def tui_sampler(stack, proxy_every_s: float = 5.0, quick: bool = False):
     """The core Sampler, cheaper at 1 Hz: LiteLLM's /metrics page is read every `proxy_every_s` (the Stack
-    caches the active profile itself)."""
+    caches the active profile itself); `quick`: not at all (the first sample, see early.py)."""
     from appliance.telemetry import Sampler
 
-    return Sampler(stack, proxy_every_s=proxy_every_s)
+    return Sampler(stack, proxy_every_s=proxy_every_s, quick=quick)
 
 
 class StackBackend:
     """The real backend: a Stack (changes the rig) and a Sampler (reads it)."""
 
-    def __init__(self, stack, sampler=None):
-        self.stack = stack
-        self.sampler = sampler or tui_sampler(stack)
+    def __init__(self, stack=None, sampler=None, *, make_stack: Callable[[], object] | None = None, early=None):
+        """`stack`, or `make_stack` to build it on first use: with `early` (the first sample and the rig's info
+        from a forked child, see early.py) the rig's heavy imports then happen after the first paint."""
+        import threading
+
+        self._stack, self._make_stack, self._sampler = stack, make_stack, sampler
+        self._build = threading.RLock()
+        self._early = early
+        self._early_used = {"sample": early is None, "info": early is None}
+        self._carry: dict | None = None  # the child's sampler state, taken over by this one
         self._first = None  # the first sample, taken while the app starts (prefetch)
+
+    @property
+    def stack(self):
+        with self._build:
+            if self._stack is None:
+                self._stack = self._make_stack()
+            return self._stack
+
+    @property
+    def sampler(self):
+        with self._build:
+            if self._sampler is None:
+                self._sampler = tui_sampler(self.stack)
+                if self._carry is not None:
+                    self._sampler.resume(self._carry)
+            return self._sampler
+
+    def _from_early(self, what: str):
+        """The child's (snapshot, info, carry) the first time `what` is asked for; None after, or if it failed."""
+        if self._early_used[what]:
+            return None
+        self._early_used[what] = True
+        return self._early.result()
 
     def prefetch(self) -> None:
         """Take the first sample in a thread now, while the app imports its screens, parses its CSS and draws the
@@ -116,6 +146,9 @@ class StackBackend:
 
     # -- reading -----------------------------------------------------------------------------------
     def info(self) -> RigInfo:
+        early = self._from_early("info")
+        if early is not None:
+            return early[1]
         rig = self.stack.rig
         gpu_problem = runtime_problem = None
         desc = []
@@ -137,6 +170,10 @@ class StackBackend:
                        running)
 
     def sample(self):
+        early = self._from_early("sample")
+        if early is not None:
+            snap, _, self._carry = early
+            return snap
         first, self._first = self._first, None
         if first is not None:  # samples never overlap: wait for the prefetched one and return it
             thread, box = first
@@ -147,6 +184,9 @@ class StackBackend:
         return self.sampler.sample()
 
     def history(self, key: str) -> list[float]:
+        if self._sampler is None and self._carry is not None:  # after the child's sample: its history
+            h = self._carry["history"].get(key)
+            return h.values() if h is not None else []
         h = self.sampler.history.get(key)
         return h.values() if h is not None else []
 
@@ -223,4 +263,7 @@ class StackBackend:
         return self.stack.logs(target, follow=True, tail=tail)
 
     def close(self) -> None:
-        self.sampler.close()
+        if self._sampler is not None:
+            self._sampler.close()
+        if self._early is not None:
+            self._early.abandon()  # the child, if nothing asked for its sample yet

@@ -12,6 +12,7 @@ import pytest
 from appliance.profile import load_profile
 from appliance.rig import simulated_rig
 from appliance.stack import Stack
+from appliance.telemetry import Series
 from appliance.tui.app import ApplianceApp
 from appliance.tui.backend import StackBackend
 from appliance.tui.screens.logs import LogsScreen
@@ -144,3 +145,33 @@ async def test_logs_follow_and_search(rig):
         await pilot.press("escape")
         await pilot.press("right")
         await wait_until(pilot, lambda: scr.target == "proxy" and scr.lines, 20, "proxy log")
+
+
+async def test_first_sample_comes_from_a_forked_child(rig):
+    """What `appliance` does on a terminal (cli/demo.py cmd_tui): the first sample and the rig's info come from a
+    child forked before Textual is imported; this process builds its own rig only for the second sample, whose
+    rates start from the child's scrapes (without them generation would read "—" for one more second)."""
+    from appliance.tui.early import EarlySample
+
+    parent, built = os.getpid(), []
+
+    def make_stack():
+        built.append(os.getpid())  # the child's append stays in the child
+        return Stack(simulated_rig(runtime="process"), drain_s=2)
+
+    early = EarlySample.start(make_stack)
+    backend = StackBackend(make_stack=make_stack, early=early)
+    app = ApplianceApp(backend, interval_s=1.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app.samples_done >= 1 and app.info is not None, 20, "the child's sample")
+        first = app.last.snapshot
+        assert first.profile == rig.active_profile().name and {e.health for e in first.engines} == {"healthy"}
+        assert first.engines[0].stats.generation_tps is None  # one scrape: no rate yet
+        assert app.info.sim and app.info.running and built == []  # the rig's info came from the child too
+        await wait_until(pilot, lambda: app.samples_done >= 2, 20, "the second sample")
+        second = app.last.snapshot
+        assert built == [parent] and second.t > first.t
+        assert second.engines[0].stats.generation_tps is not None  # a rate from the child's scrape on
+        assert len(app.last.history[Series.RIG_GEN_TPS]) == 2  # the child's point and this one
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+        os.waitpid(early.pid, os.WNOHANG)

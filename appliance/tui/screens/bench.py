@@ -12,9 +12,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from appliance.errors import ApplianceError
+from appliance.tui.widgets.keybar import KeyBar
 from appliance.tui.widgets.titlebar import TitleBar
 
 
@@ -54,7 +55,7 @@ class BenchScreen(Screen):
             yield DataTable(id="bench-runs", cursor_type="row", zebra_stripes=True)
             with ScrollableContainer(id="bench-detail-scroll"):
                 yield Static(id="bench-detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)

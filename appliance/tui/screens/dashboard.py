@@ -7,12 +7,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from appliance.telemetry import Series
 from appliance.tui.widgets.engines import EngineTable
 from appliance.tui.widgets.gpus import GpuTable
 from appliance.tui.widgets.headline import Headline
+from appliance.tui.widgets.keybar import KeyBar
 from appliance.tui.widgets.plots import HistoryPlot
 from appliance.tui.widgets.proxy import ProxyPanel
 from appliance.tui.widgets.titlebar import TitleBar
@@ -29,6 +30,8 @@ class DashboardScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
+        # the layout classes before the first styling: set after mount, each restyles every widget (~50 ms)
+        self._layout_classes(update=False)
         yield TitleBar("dashboard")
         yield Headline()
         yield Static(id="notice")
@@ -40,11 +43,11 @@ class DashboardScreen(Screen):
                 yield HistoryPlot("GPU power (W)", "W", id="plot-power")
                 yield HistoryPlot("generation (tok/s)", "tok/s", id="plot-tps")
             yield Static(id="warnings")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#notice").display = False
-        self._layout_classes()
+        self._layout_classes()  # a no-op unless the size changed since compose
         self.refresh_view()
 
     def on_resize(self) -> None:
@@ -54,10 +57,10 @@ class DashboardScreen(Screen):
     def on_screen_resume(self) -> None:
         self.refresh_view()
 
-    def _layout_classes(self) -> None:
+    def _layout_classes(self, update: bool = True) -> None:
         w, h = self.app.size
-        self.set_class(w >= WIDE, "-wide")
-        self.set_class(h >= PLOTS_H and w >= 100, "-plots")
+        self.set_class(w >= WIDE, "-wide", update=update)
+        self.set_class(h >= PLOTS_H and w >= 100, "-plots", update=update)
 
     @property
     def wide(self) -> bool:

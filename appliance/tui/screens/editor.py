@@ -18,11 +18,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Footer, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
 from appliance.editing import knobs, live, roundtrip, store
 from appliance.errors import ApplianceError
 from appliance.tui.widgets.fitview import diff_view, fit_view
+from appliance.tui.widgets.keybar import KeyBar
 from appliance.tui.widgets.titlebar import TitleBar
 
 EDIT_DEBOUNCE_S = 0.3
@@ -121,7 +122,7 @@ class EditorScreen(Screen):
             with VerticalScroll(id="editor-side"):
                 yield Static(fit_view(None, None), id="editor-fit")  # "computing the fit …" in the first frame
                 yield Static(id="editor-diff")
-        yield Footer()
+        yield KeyBar()
 
     @staticmethod
     def _flag_names() -> list[str]:

@@ -29,7 +29,6 @@ class NewRequest:
 def model_suggestions() -> list[str]:
     """Catalog models and the ids of models in the local Hugging Face cache."""
     from appliance import catalog
-
     from appliance.profile import available_files
 
     out = set(catalog.known_models())

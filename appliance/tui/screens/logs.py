@@ -9,8 +9,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, RichLog, Static, Tab, Tabs
+from textual.widgets import Input, RichLog, Static, Tab, Tabs
 
+from appliance.tui.widgets.keybar import KeyBar
 from appliance.tui.widgets.titlebar import TitleBar
 
 MAX_LINES = 2000
@@ -56,7 +57,7 @@ class LogsScreen(Screen):
         yield Input(placeholder="search (Enter keeps it, Esc clears)", id="log-search")
         yield Static(id="log-status")
         yield RichLog(id="log", max_lines=MAX_LINES, wrap=False, markup=False, highlight=False, auto_scroll=True)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#log-search").display = False

@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from appliance.tui import fmt
 from appliance.tui.diff import profile_diff
+from appliance.tui.widgets.keybar import KeyBar
 from appliance.tui.widgets.titlebar import TitleBar
 
 
@@ -163,7 +164,7 @@ class ProfilesScreen(Screen):
             yield DataTable(id="profile-table", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="profile-detail-scroll"):
                 yield Static(id="profile-detail")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         t = self.query_one(DataTable)

@@ -7,8 +7,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer
 
+from appliance.tui.widgets.keybar import KeyBar
 from appliance.tui.widgets.timeline import SwitchView
 from appliance.tui.widgets.titlebar import TitleBar
 
@@ -20,7 +20,7 @@ class SwitchScreen(Screen):
         yield TitleBar("switch")
         with VerticalScroll(id="switch-scroll"):
             yield SwitchView(id="switch-view")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_view()

@@ -36,6 +36,8 @@ class HistoryPlot(PlotextPlot):
             self._last[1] == limit
         if same_lines and now - self._drawn_at < MIN_REDRAW_S:  # new engines or a new limit draw at once
             return
+        if max((len(v) for v in series.values()), default=0) < 2:  # no line yet: drawn, it would stand empty
+            return                                                # for MIN_REDRAW_S after the first sample
         self._last, self._drawn_at = key, now
         plt = self.plt
         plt.clear_data()
