@@ -22,6 +22,8 @@ from appliance import measured as measured_mod
 from appliance.cards import GIB, Card
 from appliance.memory import kv_bytes_per_token  # noqa: F401  (re-exported: callers size KV with it)
 from appliance.profile import Engine, Profile
+from appliance.profile.placement import engine_gpu_choice, engine_gpu_indices  # noqa: F401 (re-exported)
+
 
 @dataclass(frozen=True)
 class GPU:
@@ -136,23 +138,7 @@ class UnknownModel(Exception):
 
 def _engine_gpus(profile: Profile, engine: Engine, gpus: list[GPU]) -> list[GPU]:
     by_index = {g.index: g for g in gpus}
-    if engine.gpus is not None:
-        wanted = list(engine.gpus)
-    else:
-        pool = sorted(by_index) if profile.gpus == "all" else list(profile.gpus)
-        # engines without explicit gpus take the next free ones in order
-        taken = [g for e in profile.engines if e is not engine and e.gpus for g in e.gpus]
-        pool = [g for g in pool if g not in taken]
-        earlier = [e for e in profile.engines[: profile.engines.index(engine)] if e.gpus is None]
-        start = sum(e.gpu_count for e in earlier)
-        wanted = pool[start: start + engine.gpu_count]
-    return [by_index[i] for i in wanted if i in by_index]
-
-
-def engine_gpu_indices(profile: Profile, engine: Engine, gpu_count: int) -> list[int]:
-    """The GPU indices an engine runs on, given how many GPUs the machine has."""
-    fake = [GPU(i, "", 0) for i in range(gpu_count)]
-    return [g.index for g in _engine_gpus(profile, engine, fake)]
+    return [by_index[i] for i in engine_gpu_choice(profile, engine, list(by_index))]
 
 
 def _spec_is_mtp(engine: Engine) -> bool:

@@ -175,7 +175,7 @@ class Sampler:
     def sample(self) -> Snapshot:
         from appliance import http
         from appliance.errors import ApplianceError
-        from appliance.fit import engine_gpu_indices
+        from appliance.profile.placement import engine_gpu_indices
 
         t = time.time()
         rig = self.stack.rig

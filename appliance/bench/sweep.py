@@ -88,7 +88,7 @@ class Bench:
             raise StackError("no profile is running", "start one: `appliance up PROFILE` (or give PROFILE to bench)")
         self.profile = profile
         self.engine = profile.engine(settings.engine) if settings.engine else profile.engines[0]
-        from appliance.fit import engine_gpu_indices
+        from appliance.profile.placement import engine_gpu_indices
 
         self.gpus = engine_gpu_indices(profile, self.engine, stack.rig.gpus().count())
         self.prompts = load_dataset(settings.dataset) if settings.dataset else None

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from appliance import vllm_spec
-from appliance.fit import engine_gpu_indices
 from appliance.profile import Engine, Profile
+from appliance.profile.placement import engine_gpu_indices
 
 ENGINE_HOST = "127.0.0.1"
 PROJECT_PREFIX = "appliance-"

@@ -115,7 +115,7 @@ class Stack:
             if profile is None:
                 gpu_indices = list(range(count))
             else:
-                from appliance.fit import engine_gpu_indices
+                from appliance.profile.placement import engine_gpu_indices
 
                 gpu_indices = sorted({g for e in profile.engines for g in engine_gpu_indices(profile, e, count)})
         return self.power.set(watts, gpu_indices)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual.reactive import Reactive
 from textual_plotext import PlotextPlot
 
@@ -63,6 +64,8 @@ class HistoryPlot(PlotextPlot):
     def render(self):
         """plotext builds the whole figure on every call (~20 ms): Textual asks again whenever a layout pass
         touches the screen; the same data at the same size is the same picture."""
+        if self._last is None:  # nothing drawn yet (fewer than 2 points): no empty axes at the first paint
+            return Text("collecting samples …", style="italic bright_black")
         size = (self.size.width, self.size.height, self.app.theme)
         if self._built is None or self._built[0] != size:
             self._built = (size, super().render())
