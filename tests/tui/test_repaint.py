@@ -70,3 +70,25 @@ async def test_lines_too_wide_are_cut_or_wrapped_and_a_last_empty_line_stays():
         assert [s.text for s in panel._strips] == ["a", ""]
         panel._set(Text("b"), "trailing")  # a change of one line in place: still the new text
         assert [s.text for s in panel._strips] == ["b"]
+
+
+async def test_the_plots_follow_a_new_theme_and_style():
+    """HistoryPlot keeps its styled lines until it is refreshed: a theme change, or a style change of the widget
+    alone (same theme, same size), must still restyle them."""
+    from appliance.tui.widgets.plots import HistoryPlot
+
+    app = ApplianceApp(FakeBackend(), clock=clock, interval_s=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        plot = app.screen.query_one("#plot-power", HistoryPlot)
+        before = plot.render_line(0)
+        assert before.text.strip()  # something drawn
+        app.theme = "textual-light"
+        await settle(pilot)
+        after = plot.render_line(0)
+        assert after.text == before.text
+        assert [s.style.bgcolor for s in after] != [s.style.bgcolor for s in before]
+        plot.styles.color = "red"
+        await settle(pilot)
+        assert plot.render_line(0).text == before.text
+        assert (255, 0, 0) in [s.style.color.triplet for s in plot.render_line(0) if s.style.color]
