@@ -8,6 +8,7 @@ histogram_quantile, over the *increase* between two scrapes (a recent window) or
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import deque
@@ -30,26 +31,33 @@ class Scrape:
     t: float
     values: dict[tuple[str, tuple], float]
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, list[tuple[tuple, float]]]:
+        """The series of each metric name, in page order — built once per scrape: the sampler asks a scrape for
+        ~25 names, and each ask walked every series of the page."""
+        index: dict[str, list[tuple[tuple, float]]] = {}
+        for (n, lab), v in self.values.items():
+            index.setdefault(n, []).append((lab, v))
+        return index
+
     def get(self, name: str, **labels) -> float | None:
         """Sum of all series of `name` whose labels include `labels`."""
         total = None
-        for (n, lab), v in self.values.items():
-            if n != name:
-                continue
-            d = dict(lab)
-            if all(d.get(k) == str(val) for k, val in labels.items()):
-                total = (total or 0.0) + v
+        for lab, v in self._by_name.get(name, ()):
+            if labels:
+                d = dict(lab)
+                if not all(d.get(k) == str(val) for k, val in labels.items()):
+                    continue
+            total = (total or 0.0) + v
         return total
 
     def series(self, name: str) -> list[tuple[dict, float]]:
-        return [(dict(lab), v) for (n, lab), v in self.values.items() if n == name]
+        return [(dict(lab), v) for lab, v in self._by_name.get(name, ())]
 
     def buckets(self, name: str) -> list[tuple[float, float]]:
         """(upper bound, cumulative count) of histogram `name`, summed over label sets other than `le`."""
         acc: dict[float, float] = {}
-        for (n, lab), v in self.values.items():
-            if n != name + "_bucket":
-                continue
+        for lab, v in self._by_name.get(name + "_bucket", ()):
             le = dict(lab).get("le")
             if le is None:
                 continue
@@ -76,6 +84,20 @@ _LABELS = re.compile(r'(?:\s*[A-Za-z_][A-Za-z0-9_]*\s*=\s*"[^"]*"\s*,?)*\s*')
 _LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)"')
 
 
+_label_pairs: dict[str, tuple] = {}  # a label set's text → its sorted pairs: each scrape repeats the same ones
+
+
+def _pairs(labels: str) -> tuple | None:
+    """The sorted (name, value) pairs of a plain label set (None: not plain), remembered — parsing the ~100 label
+    sets of two pages every second was a third of the parse."""
+    if not _LABELS.fullmatch(labels):
+        return None
+    if len(_label_pairs) >= 4096:  # series come and go (a new model, new status codes): stay bounded
+        _label_pairs.clear()
+    pairs = _label_pairs[labels] = tuple(sorted(_LABEL.findall(labels)))
+    return pairs
+
+
 def _plain(text: str) -> dict[tuple[str, tuple], float] | None:
     """The samples of exposition text in its plain form (`name{label="value",…} number [timestamp]`), about ten
     times faster than prometheus-client's parser — the TUI reads two engines' pages every second. None when the
@@ -91,11 +113,11 @@ def _plain(text: str) -> dict[tuple[str, tuple], float] | None:
         if m is None:
             return None
         name, labels, value = m.groups()
-        pairs: tuple = ()
+        pairs: tuple | None = ()
         if labels:
-            if not _LABELS.fullmatch(labels):
+            pairs = _label_pairs.get(labels) or _pairs(labels)
+            if pairs is None:
                 return None
-            pairs = tuple(sorted(_LABEL.findall(labels)))
         try:
             values[(name, pairs)] = float(value)
         except ValueError:

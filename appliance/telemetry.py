@@ -333,9 +333,20 @@ def proxy_routes(snap: ProxySnap, stack, scrape: metrics.Scrape | None) -> Proxy
         return snap
     spend = None
     if scrape is not None:
+        # LiteLLM's ~2 MB price map costs ~100 ms of CPU to read: read only once a hosted model has answered
+        prices = None if hosted_answered(scrape) else {}
         spend = costs.today_by_alias(scrape, {n: h.litellm_model for n, h in pl.hosted.items()},
-                                     costs.ledger_for(stack.rig))
+                                     costs.ledger_for(stack.rig), prices)
     return replace(snap, routes=routes.alias_routes(pl, profile), local_only=pl.local_only, spend_usd=spend)
+
+
+def hosted_answered(scrape: metrics.Scrape) -> bool:
+    """Whether LiteLLM counted tokens of a hosted model (the only series costs.hosted_spend prices)."""
+    from appliance.costs import HOSTED_PREFIX
+
+    return any(labels.get("model_id", "").startswith(HOSTED_PREFIX)
+               for name in ("litellm_input_tokens_metric_total", "litellm_output_tokens_metric_total")
+               for labels, _ in scrape.series(name))
 
 
 def frontdoor_counts(snap: ProxySnap, sock: str, stack) -> ProxySnap:

@@ -42,3 +42,53 @@ async def test_same_numbers_no_repaint_new_numbers_shown():
         assert updates == ["GpuTable"]
         await settle(pilot)
         assert "123 / 250 W" in screen_text(app)
+
+
+async def test_lines_too_wide_are_cut_or_wrapped_and_a_last_empty_line_stays():
+    """Panel renders the whole Text at once when every line fits; a line too wide goes the slow way (truncated
+    with … when the Text does not wrap, wrapped when it does), and a trailing newline still makes an empty row."""
+    from textual.app import App
+
+    from appliance.tui.widgets.panel import Panel
+
+    class One(App):
+        def compose(self):
+            yield Panel()
+
+    app = One()
+    async with app.run_test(size=(30, 10)) as pilot:
+        panel = app.query_one(Panel)
+        await pilot.pause()
+        width = panel.content_width()
+        cut = Text("x" * 50 + "\nshort", no_wrap=True, overflow="ellipsis")
+        panel._set(cut, "cut")
+        assert [s.text for s in panel._strips] == ["x" * (width - 1) + "…", "short"]
+        panel._set(Text("word " * 12), "wrap")
+        assert len(panel._strips) > 1 and all(s.cell_length <= width for s in panel._strips)
+        assert "".join(s.text for s in panel._strips).split() == ["word"] * 12
+        panel._set(Text("a\n", style="bold"), "trailing")
+        assert [s.text for s in panel._strips] == ["a", ""]
+        panel._set(Text("b"), "trailing")  # a change of one line in place: still the new text
+        assert [s.text for s in panel._strips] == ["b"]
+
+
+async def test_the_plots_follow_a_new_theme_and_style():
+    """HistoryPlot keeps its styled lines until it is refreshed: a theme change, or a style change of the widget
+    alone (same theme, same size), must still restyle them."""
+    from appliance.tui.widgets.plots import HistoryPlot
+
+    app = ApplianceApp(FakeBackend(), clock=clock, interval_s=None)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        plot = app.screen.query_one("#plot-power", HistoryPlot)
+        before = plot.render_line(0)
+        assert before.text.strip()  # something drawn
+        app.theme = "textual-light"
+        await settle(pilot)
+        after = plot.render_line(0)
+        assert after.text == before.text
+        assert [s.style.bgcolor for s in after] != [s.style.bgcolor for s in before]
+        plot.styles.color = "red"
+        await settle(pilot)
+        assert plot.render_line(0).text == before.text
+        assert (255, 0, 0) in [s.style.color.triplet for s in plot.render_line(0) if s.style.color]
