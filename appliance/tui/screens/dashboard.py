@@ -16,7 +16,6 @@ from appliance.tui.widgets.engines import EngineTable
 from appliance.tui.widgets.gpus import GpuTable
 from appliance.tui.widgets.headline import Headline
 from appliance.tui.widgets.keybar import KeyBar
-from appliance.tui.widgets.plots import HistoryPlot
 from appliance.tui.widgets.proxy import ProxyPanel
 from appliance.tui.widgets.titlebar import TitleBar
 
@@ -52,9 +51,7 @@ class DashboardScreen(Screen):
             yield GpuTable()
             yield EngineTable()
             yield ProxyPanel()
-            with Horizontal(id="plots"):
-                yield HistoryPlot("GPU power (W)", "W", id="plot-power")
-                yield HistoryPlot("generation (tok/s)", "tok/s", id="plot-tps")
+            yield Horizontal(id="plots")  # the plots are mounted with the first history worth a line: _plots()
             yield Static(id="warnings")
         yield KeyBar()
 
@@ -102,12 +99,12 @@ class DashboardScreen(Screen):
             self._plot_sample = sample
             self._plot_n = getattr(self, "_plot_n", -1) + 1
         if self.has_class("-plots") and new_sample and self._plot_n % 3 == 0:
-            limits = [g.power_limit_w for g in snap.gpus if g.power_limit_w]
-            self.query_one("#plot-power", HistoryPlot).show(
-                {f"GPU {g.index}": sample.history.get(Series.gpu_power_w(g.index), []) for g in snap.gpus},
-                max(limits) if limits else None)
-            self.query_one("#plot-tps", HistoryPlot).show(
-                {e.name: sample.history.get(Series.engine_gen_tps(e.name), []) for e in snap.engines})
+            power, tps = self._plots(sample)
+            if power is not None:
+                limits = [g.power_limit_w for g in snap.gpus if g.power_limit_w]
+                power.show({f"GPU {g.index}": sample.history.get(Series.gpu_power_w(g.index), [])
+                            for g in snap.gpus}, max(limits) if limits else None)
+                tps.show({e.name: sample.history.get(Series.engine_gen_tps(e.name), []) for e in snap.engines})
         warn = self.query_one("#warnings", Static)
         dup = app.info is not None and app.info.gpu_problem
         lines = [w for w in snap.warnings if not (dup and w.startswith("GPUs:"))]
@@ -115,6 +112,20 @@ class DashboardScreen(Screen):
             self._warn_lines = lines
             warn.display = bool(lines)
             warn.update(Text("\n".join("! " + w for w in lines), style="yellow"))
+
+    def _plots(self, sample):
+        """The two history plots, mounted the first time a history has two points (a line to draw): plotext and
+        the plots' layout stay out of the first paint, whose sample has one point (~50 ms)."""
+        box = self.query_one("#plots", Horizontal)
+        if not box.children:
+            if max((len(v) for v in sample.history.values()), default=0) < 2:
+                self._plot_n -= 1  # not drawn: draw with the next sample
+                return None, None
+            from appliance.tui.widgets.plots import HistoryPlot
+
+            box.mount(HistoryPlot("GPU power (W)", "W", id="plot-power"),
+                      HistoryPlot("generation (tok/s)", "tok/s", id="plot-tps"))
+        return box.query_one("#plot-power"), box.query_one("#plot-tps")
 
     def _notice(self) -> None:
         """When nothing runs, or docker or NVML is missing: say so and offer the demo."""
