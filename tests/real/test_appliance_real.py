@@ -81,19 +81,25 @@ def test_up_serve_sample_switch_on_the_real_engine(real_rig):
         sampler.sample()
         stop = threading.Event()
         t = threading.Thread(target=lambda: [chat(key, max_tokens=300, stream=True, timeout=60)
-                                             for _ in range(3) if not stop.is_set()])
+                                             for _ in range(40) if not stop.is_set()])
         t.start()
         import time
 
-        time.sleep(2.5)
-        snap = sampler.sample()
+        # sample once a second while the streams run, until the load shows (a loaded CI box can take seconds
+        # before the first token): the engine busy, its tokens counted, the card drawing power
+        deadline = time.time() + 90
+        while True:
+            time.sleep(1.0)
+            snap = sampler.sample()
+            eng, gpu = snap.engines[0], snap.gpus[0]
+            if (eng.health == "healthy" and eng.stats.generation_tokens_total > 0 and (eng.stats.running or 0) > 0
+                    and (gpu.power_w or 0) > 60) or time.time() > deadline:
+                break
         stop.set()
         t.join(timeout=120)
     finally:
         sampler.close()
-    eng = snap.engines[0]
     assert eng.health == "healthy" and eng.stats.generation_tokens_total > 0
-    gpu = snap.gpus[0]
     assert gpu.power_w is not None and gpu.power_w > 60, gpu  # the real engine's load drives the simulated card
 
     # a switch under streaming load: the in-flight streams finish through the drain, none fails
