@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import paths
+from appliance import catalog, paths
 from appliance.editing import benchinfo, create, edit, live, roundtrip, store
 from appliance.errors import ProfileError
 
@@ -174,6 +174,16 @@ def test_new_from_a_catalog_model_is_sized_to_fit():
         create.new_profile("x", model="acme/unknown-7b")
     assert "models.yaml" in exc.value.hint
     assert not store.user_path("x").exists()
+    # a family name the fit knows is not a model vLLM can download: refused, not written (found by a trial:
+    # `new --model deepseek-r1-distill-qwen-32b` wrote a profile whose engine could never start)
+    assert catalog.lookup("deepseek-r1-distill-qwen-32b") is not None
+    with pytest.raises(ProfileError, match="not a Hugging Face id") as exc:
+        create.new_profile("y", model="deepseek-r1-distill-qwen-32b")
+    assert "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B" in exc.value.hint
+    assert not store.user_path("y").exists()
+    fam = store.validate_text(create.new_profile("fam", model="deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+                                                 card="4090").read_text(), p)
+    assert fam.engines[0].model == "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B"
 
 
 def test_new_from_a_local_model_folder(tmp_path):
@@ -249,6 +259,11 @@ def test_edit_without_changes_and_of_a_shipped_profile(tmp_path, monkeypatch):
     r = edit.edit("rtx4090-llama31-8b-chat")
     assert not r.changed and r.rounds == 1 and r.copied_from is not None
     assert r.path.parent == paths.user_profiles_dir()
+    assert not r.path.exists()  # closed without a change: no copy that would hide the shipped profile
+    scripted_editor(tmp_path, monkeypatch, "#!/bin/sh\nsed -i 's/max_num_seqs: [0-9]*/max_num_seqs: 3/' \"$1\"\n")
+    r = edit.edit("rtx4090-llama31-8b-chat")
+    assert r.changed and r.path.read_text().startswith("# Your copy of the shipped profile")
+    assert "max_num_seqs: 3" in r.path.read_text()
     scripted_editor(tmp_path, monkeypatch, "#!/bin/sh\nexit 3\n")
     with pytest.raises(ProfileError, match="exited with status 3"):
         edit.edit("rtx4090-llama31-8b-chat")

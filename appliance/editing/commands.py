@@ -66,11 +66,11 @@ def cmd_edit(args, gpus_for: Callable | None = None) -> int:
     from appliance.editing import edit, store
 
     r = edit.edit(args.profile)
-    if r.copied_from is not None:
-        print(f"{r.copied_from.stem} is shipped (read-only): editing your copy {r.path}")
-    if not r.changed:
-        print(f"{r.path}: no changes")
+    if not r.changed:  # a shipped profile left unchanged: no copy was made
+        print(f"{r.copied_from or r.path}: no changes")
         return 0
+    if r.copied_from is not None:
+        print(f"{r.copied_from.stem} is shipped (read-only): your changes are in your copy {r.path}")
     print(f"saved {r.path} (the previous version is in {r.path.parent / store.HISTORY_DIR})")
     _print_fit(store.validate_text(r.path.read_text(), r.path), None, gpus_for)
     return 0

@@ -73,12 +73,19 @@ def from_model(name: str, model: str, card: str | None = None, gpu_count: int = 
     if found is None:
         raise ProfileError(f"unknown card `{card_key}`", "one of " + ", ".join(cards.CARDS))
     card_key = found.key
+    if "/" not in model and not Path(model).expanduser().is_dir():
+        # a family name from the fit's table (`deepseek-r1-distill-qwen-32b`): vLLM would try to download a
+        # repository of that name and fail at the start, so it is never written into a profile
+        raise ProfileError(f"model `{model}` is not a Hugging Face id (org/name) or a local folder",
+                           "give the model's repository, e.g. deepseek-ai/DeepSeek-R1-Distill-Qwen-32B or "
+                           "Qwen/Qwen2.5-14B-Instruct-AWQ, or a folder with a config.json")
     ckpt = catalog.lookup(model)
     if ckpt is None:
         raise ProfileError(f"nothing is known about model `{model}`",
                            "download it (its config.json is then read from the Hugging Face cache), give a local "
-                           f"folder with a config.json, or describe it in {config_dir() / 'models.yaml'}; known "
-                           "models: " + ", ".join(catalog.known_models()[:8]) + ", …")
+                           f"folder with a config.json, or describe it in {config_dir() / 'models.yaml'}; the fit "
+                           "knows these model families (any org/name ending in one): "
+                           + ", ".join(catalog.known_models()[:8]) + ", …")
     quant = ckpt.quant_method if ckpt.quant_method in vllm_spec.QUANTIZATION_METHODS else None
     max_len = min(ckpt.arch.max_position, START_CONTEXT)
     seqs = 8

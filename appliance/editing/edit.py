@@ -80,8 +80,8 @@ def edit(ref: str | Path, run: Callable[[Path], None] = run_editor, max_rounds: 
     src = resolve(ref)
     copied = None
     if store.is_shipped(src):
-        src, copied = store.editable(src)
-    saved = src.read_text(encoding="utf-8")
+        src, copied = store.editable(src, write=False)  # the copy is written only with a change
+    saved = store.text_to_edit(src, copied)
     with tempfile.TemporaryDirectory(prefix="appliance-edit-") as tmpdir:
         work = Path(tmpdir) / src.name
         work.write_text(saved, encoding="utf-8")

@@ -110,21 +110,33 @@ def restore(path: Path, version: Path | None = None):
 # ------------------------------------------------------------------------------------------- files
 
 
-def editable(ref: str | Path) -> tuple[Path, Path | None]:
-    """The file to change for `ref`, and the shipped file it was copied from (None when it is the user's own)."""
+def editable(ref: str | Path, write: bool = True) -> tuple[Path, Path | None]:
+    """The file to change for `ref`, and the shipped file it was copied from (None when it is the user's own).
+    `write=False`: the copy is not made yet (`copy_text` is what it would hold): an editor writes it on save, so
+    looking at a shipped profile in an editor and leaving leaves no copy that hides later versions of it."""
     from appliance.profile import resolve
 
     path = resolve(ref)
     if not is_shipped(path):
         return path, None
     target = paths.user_profiles_dir() / path.name
-    if not target.exists():
-        text = path.read_text(encoding="utf-8")
-        header = (f"# Your copy of the shipped profile {path.name} ({_stamp()}); it takes precedence over the\n"
-                  f"# shipped one. Delete this file to go back to it.\n")
+    if write and not target.exists():
         paths.ensure_private_dir(target.parent)
-        write_atomic(target, header + text)
+        write_atomic(target, copy_text(path))
     return target, path
+
+
+def copy_text(shipped: Path) -> str:
+    """The user's copy of a shipped profile: its text under a header that says what it is."""
+    return (f"# Your copy of the shipped profile {shipped.name} ({_stamp()}); it takes precedence over the\n"
+            f"# shipped one. Delete this file to go back to it.\n") + shipped.read_text(encoding="utf-8")
+
+
+def text_to_edit(path: Path, copied_from: Path | None) -> str:
+    """What an editor starts from: the file, or — a shipped profile not copied yet — the copy it would be."""
+    if copied_from is not None and not path.exists():
+        return copy_text(copied_from)
+    return path.read_text(encoding="utf-8")
 
 
 def user_path(name: str) -> Path:

@@ -157,7 +157,18 @@ class ApplianceApp(App):
             screen.refresh_view()
 
     # -- navigation --------------------------------------------------------------------------------------
+    def _unsaved(self, key: str) -> bool:
+        """A screen holding unsaved edits (the editor) keeps the first try to leave it: see EditorScreen.unsaved."""
+        return any(hasattr(s, "unsaved") and s.unsaved(key) for s in reversed(self.screen_stack))
+
+    async def action_quit(self) -> None:
+        if not self._unsaved("q"):
+            self.exit()
+
     def action_mode(self, mode: str) -> None:
+        if self.current_mode != mode or len(self.screen_stack) > 1:
+            if self._unsaved(mode[0]):
+                return
         while len(self.screen_stack) > 1:  # back to the mode's own screen, under any pushed over it
             self.pop_screen()
         self.switch_mode(mode)

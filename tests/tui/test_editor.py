@@ -164,7 +164,9 @@ async def test_edit_a_shipped_profile_makes_a_user_copy_and_delete_only_user_pro
         editor = app.screen
         assert isinstance(editor, EditorScreen)
         copy = paths.user_profiles_dir() / shipped.name
-        assert editor.path == copy and copy.is_file()
+        # the copy is written by the first save, not by opening (a trial found a look-and-leave left a copy
+        # behind that hid every later version of the shipped profile)
+        assert editor.path == copy and not copy.exists()
         await fitted(pilot, editor, 0)
         assert editor.query_one("#k-engine") is not None  # two engines: a selector
         n = editor.fits_done
@@ -173,6 +175,19 @@ async def test_edit_a_shipped_profile_makes_a_user_copy_and_delete_only_user_pro
         assert editor.eng == 1 and editor.query_one("#k-max_model_len").value == "8192"
         await pilot.press("escape")
         await settle(pilot)
+        await pilot.press("escape")  # the engine switch is no edit, but be sure to leave
+        await settle(pilot)
+        assert not copy.exists()
+        await pilot.press("e")
+        await settle(pilot)
+        editor = app.screen
+        await fitted(pilot, editor, 0)
+        n = editor.fits_done
+        await retype(pilot, editor, "max_num_seqs", "5")
+        await fitted(pilot, editor, n)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert copy.is_file() and copy.read_text().startswith("# Your copy of the shipped profile")
         # the copy is a user profile: it can be deleted (the shipped one shows again), the shipped file untouched
         from appliance.editing import store
         from appliance.profile import resolve
@@ -308,3 +323,60 @@ async def test_a_profile_that_does_not_load_opens_with_the_error_at_its_field():
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert "kv_cache_dtype: fp8" in broken.read_text() and load_profile(broken).name == "broken"
+
+
+async def test_no_key_leaves_unsaved_edits_at_the_first_press():
+    """q, d, p, l and b (the app's keys, shown in the editor's hint line) are guarded like Esc: the first press
+    says how to go on, the second leaves without saving (found by a new-user trial: they threw edits away)."""
+    app = ApplianceApp(FakeBackend(), clock=clock, interval_s=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_profiles(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        editor = app.screen
+        await fitted(pilot, editor, 0)
+        n = editor.fits_done
+        await retype(pilot, editor, "max_num_seqs", "3")
+        await fitted(pilot, editor, n)
+        editor.query_one("#k-kv_cache_dtype").focus()  # a dropdown: these keys reach the app (a text field
+        await pilot.pause()                             # would take them as typing)
+        for key in ("d", "p", "l", "b", "q"):
+            editor._leave_armed = False
+            await pilot.press(key)
+            await settle(pilot)
+            assert app.screen is editor and app.is_running, key
+        await pilot.press("d")  # the same key again: leaves, the edit is dropped
+        await settle(pilot)
+        assert app.current_mode == "dashboard"
+
+
+async def test_saving_over_a_file_changed_on_disk_keeps_both_changes():
+    """The file is edited by hand while the editor has it open: ctrl+s does not write the editor's old copy back
+    over it; the edits are replayed on the new text, shown, and the next ctrl+s saves both."""
+    from appliance.editing import store
+
+    store.editable("rtx4090-qwen25-14b-agent")  # the owner's own copy of a shipped profile
+    app = ApplianceApp(FakeBackend(), clock=clock, interval_s=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        profiles = await to_profiles(pilot)
+        names = [e.name for e in profiles.entries]
+        profiles.query_one("#profile-table").move_cursor(row=names.index("rtx4090-qwen25-14b-agent"))
+        await pilot.press("e")
+        await settle(pilot)
+        editor = app.screen
+        await fitted(pilot, editor, 0)
+        n = editor.fits_done
+        await retype(pilot, editor, "max_num_seqs", "3")
+        await fitted(pilot, editor, n)
+        path = editor.path
+        by_hand = path.read_text().replace("engines:", "# MY NOTE: hand-written\nengines:", 1)
+        path.write_text(by_hand)
+        n = editor.fits_done
+        await pilot.press("ctrl+s")
+        await fitted(pilot, editor, n)
+        assert path.read_text() == by_hand  # nothing written yet: the owner sees the rebased diff first
+        assert "max_num_seqs" in editor.result.text and "# MY NOTE: hand-written" in editor.result.text
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        saved = path.read_text()
+        assert "# MY NOTE: hand-written" in saved and "max_num_seqs: 3" in saved

@@ -59,11 +59,12 @@ class EditorScreen(Screen):
         Binding("ctrl+z", "revert", "Revert", show=False),
     ]
 
-    def __init__(self, path: Path, active=None, **kw) -> None:
+    def __init__(self, path: Path, active=None, text: str | None = None, **kw) -> None:
+        """`text`: what to start from when `path` is not written yet (a shipped profile's copy-to-be)."""
         super().__init__(**kw)
         self.path = Path(path)
         self.active = active
-        self.saved = self.path.read_text(encoding="utf-8")
+        self.saved = text if text is not None else self.path.read_text(encoding="utf-8")
         self.data = roundtrip.load(self.saved, str(self.path))
         self.eng = 0
         self.result: live.LiveFit | None = None
@@ -331,6 +332,8 @@ class EditorScreen(Screen):
             self.app.notify(r.error.message.splitlines()[0] if r.error else "the profile does not load",
                             title="not saved", severity="error", timeout=8)
             return
+        if self._rebased_on_disk():
+            return
         try:
             profile = store.save_text(self.path, r.text)
         except ApplianceError as exc:
@@ -349,6 +352,30 @@ class EditorScreen(Screen):
             self._running_changed(profile)
             return
         self.app.ask_switch(profile, r.report, self.active)
+
+    def _rebased_on_disk(self) -> bool:
+        """The file was changed outside the editor since it was opened (by hand, `appliance set`): saving now
+        would put back the old text and lose that. The edits are replayed on the file as it is now instead —
+        they are kept as edits of fields, not as a copy of the file — and the owner checks the new diff and
+        saves again."""
+        try:
+            disk = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return False  # deleted meanwhile: the save writes it again
+        if disk == self.saved:
+            return False
+        self.saved = disk
+        self.data = roundtrip.load(disk, str(self.path))
+        for (eng, knob_id), raw in list(self.edits.items()):
+            try:
+                knobs.apply(knobs.BY_ID[knob_id], self.data, eng, raw)
+            except (ValueError, ApplianceError, KeyError, IndexError):
+                self.edits.pop((eng, knob_id))  # its engine or field is gone from the new file
+        self._reload_widgets()
+        self.app.notify(f"{self.path.name} changed on disk since it was opened: your edits now apply to that "
+                        "version — check the diff, ctrl+s saves", title="not saved yet", severity="warning",
+                        timeout=10)
+        return True
 
     def _running_changed(self, profile) -> None:
         """The running profile was saved: a power-only change can be applied now (the dashboard's power
@@ -370,12 +397,19 @@ class EditorScreen(Screen):
                             "(switch to another profile and back, or `appliance up`)", timeout=8)
         self.active = profile
 
-    def action_back(self) -> None:
+    def unsaved(self, key: str = "Esc") -> bool:
+        """True — and says how to go on — the first time anything tries to leave (Esc here; q, d, p, l, b
+        through the app) with edits that are not saved; the same key again leaves without saving."""
         if self.result is not None and self.result.diff and not self._leave_armed:
             self._leave_armed = True
-            self.app.notify("unsaved changes: ctrl+s saves, Esc again leaves without saving", severity="warning")
-            return
-        self.app.pop_screen()
+            self.app.notify(f"unsaved changes: ctrl+s saves, {key} again leaves without saving",
+                            severity="warning")
+            return True
+        return False
+
+    def action_back(self) -> None:
+        if not self.unsaved():
+            self.app.pop_screen()
 
     def action_engine(self, step: int) -> None:
         engines = self.data.get("engines") or []

@@ -281,10 +281,10 @@ class ProfilesScreen(Screen):
         self.app.ask_switch(e.profile, fr, self.active)
 
     # -- editing: new, duplicate, edit, delete (appliance.editing does the files) ----------------------------
-    def open_editor(self, path) -> None:
+    def open_editor(self, path, text: str | None = None) -> None:
         from appliance.tui.screens.editor import EditorScreen
 
-        self.app.push_screen(EditorScreen(path, self.active))
+        self.app.push_screen(EditorScreen(path, self.active, text=text))
 
     def _names(self) -> list[str]:
         return [e.name for e in self.entries]
@@ -297,7 +297,7 @@ class ProfilesScreen(Screen):
         if e is None:
             return
         try:
-            path, copied = store.editable(e.path if e.path.is_absolute() else e.path.stem)
+            path, copied = store.editable(e.path if e.path.is_absolute() else e.path.stem, write=False)
         except ApplianceError as exc:
             self.app.notify(exc.message, severity="error")
             return
@@ -305,7 +305,7 @@ class ProfilesScreen(Screen):
             from appliance.editing import roundtrip
 
             try:
-                ok = isinstance(roundtrip.load(path.read_text(encoding="utf-8"), str(path)), dict)
+                ok = isinstance(roundtrip.load(store.text_to_edit(path, copied), str(path)), dict)
             except (ApplianceError, OSError):
                 ok = False
             if not ok:
@@ -313,9 +313,8 @@ class ProfilesScreen(Screen):
                                 f"{e.name}", severity="error", timeout=8)
                 return
         if copied is not None:
-            self.app.notify(f"{e.name} is shipped (read-only): you are editing your own copy of it", timeout=6)
-            self.action_reload()
-        self.open_editor(path)
+            self.app.notify(f"{e.name} is shipped (read-only): saving makes your own copy of it", timeout=6)
+        self.open_editor(path, store.text_to_edit(path, copied))
 
     def action_new(self, start: str | None = None, title: str = "New profile") -> None:
         from appliance.tui.screens.editor_dialogs import NewProfileDialog
