@@ -81,10 +81,31 @@ def test_interrupted_sweep_restores_limits(rig):
 
 
 def test_apply_writes_the_recommended_limit(rig, tmp_path):
-    run = bench.load_run(None)
-    assert run.recommendation
+    # the full sweep of the first test (the interrupted one after it measured too little to recommend)
+    run = next(r for r in (bench.load_run(p.stem) for p in reversed(bench.list_runs())) if r.recommendation)
     path = tmp_path / "alpha.yaml"
     src = load_profile("alpha").source_file
-    path.write_text(open(src).read())
+    text = open(src).read()
+    assert "\npower_limit_w: " in text
+    path.write_text(text.replace("\npower_limit_w: 300", "\npower_limit_w: 300   # MY NOTE: quiet at night"))
     watts, _ = bench.apply_recommendation(run, path)
     assert load_profile(path).power_limit_w == int(watts) == int(run.recommendation["power_limit_w"])
+    # written as `appliance set` writes: the owner's comment on that very line kept, the old version kept
+    assert f"power_limit_w: {int(watts)}   # MY NOTE: quiet at night" in path.read_text()
+    assert list((tmp_path / ".history").glob("alpha.*.yaml"))
+
+
+def test_no_recommendation_from_one_power_limit():
+    """A run at the power as it was (no --power) measured one limit: it recommends nothing — applying its "best"
+    would overwrite the profile's limit with whatever the card happened to be at (found by a new-user trial)."""
+    def cell(w, c, tps, tpj):
+        return bench.Cell(w, c, 30, 10, 0, tps, 100, tps / c, tps / c, 0.2, 0.3, 0.02, {"0": w}, w, w * 30, tpj,
+                          None, 0.5, "counters")
+
+    one = bench.BenchRun("20261130-0600", 0, "mine", "agent", "m", ["RTX 4090"], {}, {},
+                         [cell(250, 1, 60, 0.39), cell(250, 4, 140, 0.5)])
+    assert bench.recommend(one) is None
+    two = bench.BenchRun("20261130-0601", 0, "mine", "agent", "m", ["RTX 4090"], {}, {},
+                         [cell(200, 4, 110, 0.55), cell(300, 4, 140, 0.47)])
+    rec = bench.recommend(two)  # 200 W is the most frugal but too slow per request (79 % of the best)
+    assert rec["power_limit_w"] == 300 and "of the limits that keep at least 90% of the best speed" in rec["text"]

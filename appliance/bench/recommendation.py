@@ -20,7 +20,7 @@ def recommend(run: BenchRun, at_concurrency: int | None = None, keep_within: flo
     if at_concurrency is None:
         at_concurrency = next((c for c in concs if c >= 2), concs[-1])
     at = [c for c in cells if c.concurrency == at_concurrency]
-    if not at:
+    if len({c.power_limit_w for c in at}) < 2:  # one limit measured (the power as it was): nothing to compare
         return None
     speed = lambda c: c.per_request_tps_p50 or (c.gen_tps / max(1, c.concurrency))  # noqa: E731
     best_speed = max(speed(c) for c in at)
@@ -35,31 +35,22 @@ def recommend(run: BenchRun, at_concurrency: int | None = None, keep_within: flo
         "share_of_best": speed(pick) / best_speed if best_speed else None,
         "fastest_power_limit_w": fastest.power_limit_w, "gen_tps": pick.gen_tps,
         "text": (f"at {at_concurrency} concurrent request(s), {pick.power_limit_w:.0f} W gives the most tokens per "
-                 f"joule ({pick.tokens_per_joule:.3f} tok/J) while keeping {speed(pick):.1f} tok/s per request "
+                 f"joule ({pick.tokens_per_joule:.3f} tok/J) of the limits that keep at least "
+                 f"{100 * keep_within:.0f}% of the best speed per request: {speed(pick):.1f} tok/s per request "
                  f"({100 * speed(pick) / best_speed:.0f}% of the best, at {fastest.power_limit_w:.0f} W)"),
     }
 
 
 def apply_recommendation(run: BenchRun, profile_path: Path) -> tuple[float, Path]:
-    """Write the recommended limit into the profile's top-level `power_limit_w`, keeping the file's comments."""
-    import re
+    """Write the recommended limit into the profile's top-level `power_limit_w` the way `appliance set` does: the
+    file's comments (the one on that line too) and layout kept, the previous version in .history/, a shipped
+    profile changed in the owner's own copy (returned). Nothing is written when the result would not load."""
+    from appliance.editing import store
 
     rec = run.recommendation or recommend(run)
     if not rec:
-        raise ApplianceError(f"bench run {run.run_id} has no recommendation (no power limits were swept)",
-                             "run `appliance bench --power 200,250,300` first")
+        raise ApplianceError(f"bench run {run.run_id} has no recommendation (it measured fewer than two power "
+                             "limits)", "run `appliance bench --power 200,250,300` first")
     watts = int(round(rec["power_limit_w"]))
-    text = profile_path.read_text()
-    new, n = re.subn(r"(?m)^power_limit_w:.*$", f"power_limit_w: {watts}", text, count=1)
-    if n == 0:
-        new, n = re.subn(r"(?m)^(gpus:.*)$", rf"\1\npower_limit_w: {watts}", text, count=1)
-    if n == 0:
-        new = text.rstrip("\n") + f"\npower_limit_w: {watts}\n"
-    from appliance import yamlsrc
-    from appliance.profile import validate
-
-    validate(yamlsrc.load(new, str(profile_path)))  # never write a profile that does not load
-    tmp = profile_path.with_name(profile_path.name + ".tmp")
-    tmp.write_text(new)
-    tmp.replace(profile_path)
-    return float(watts), profile_path
+    result = store.set_values(profile_path, [f"power_limit_w={watts}"])
+    return float(watts), result.path
