@@ -31,12 +31,17 @@ def _sum(pattern: re.Pattern, text: str) -> float:
     return sum(float(v) for v in pattern.findall(text))
 
 
-def scrape(port: int, timeout_s: float = 1.0) -> str | None:
+def scrape(port: int, timeout_s: float = 3.0) -> tuple[str | None, bool]:
+    """(the metrics page or None, whether the port refused). Only a refused port means the engine is gone: a
+    CPU engine holding every core can take seconds to answer, and a sidecar that took that for an exit stopped
+    for good and left the card reading idle under load (a CI run on a busy box)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as r:
-            return r.read().decode("utf-8", "replace")
-    except OSError:
-        return None
+            return r.read().decode("utf-8", "replace"), False
+    except ConnectionRefusedError:
+        return None, True
+    except OSError as exc:
+        return None, isinstance(getattr(exc, "reason", None), ConnectionRefusedError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,15 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     energy = {i: 0.0 for i in gpus}
     last_t, last_extra = None, {i: 0.0 for i in gpus}
     seen_up, gone_since, started = False, None, time.time()
+    last_text: str | None = None
     while not _stop:
         now = time.time()
-        text = scrape(args.port)
-        if text is None:
+        text, refused = scrape(args.port)
+        if text is not None:
+            seen_up, gone_since = True, None
+        elif refused:
             gone_since = gone_since or now
             if seen_up and now - gone_since > 5:
                 break
-        else:
-            seen_up, gone_since = True, None
+        elif seen_up and last_text is not None:
+            text = last_text  # slow to answer, not gone: keep the last reading rather than drop to idle
         running = int(_sum(RUNNING, text)) if text else 0
         b = physics.busy(running) if text else 0.0
         if last_t is not None:
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "utilization_pct": round(100 * b, 1), "power_limit_w": limits[i]}
                         for i in gpus},
         })
-        last_t, last_extra = now, extra
+        last_t, last_extra, last_text = now, extra, text
         time.sleep(args.every)
     state.write_json_atomic(path, {**(state.read_json(path) or {}), "state": "stopped", "t": time.time()})
     return 0
