@@ -380,3 +380,9 @@ async def test_saving_over_a_file_changed_on_disk_keeps_both_changes():
         await settle(pilot)
         saved = path.read_text()
         assert "# MY NOTE: hand-written" in saved and "max_num_seqs: 3" in saved
+        reads, listing = [], app.backend.profiles
+        app.backend.profiles = lambda: reads.append(1) or listing()
+        while not isinstance(app.screen, ProfilesScreen):  # the switch question, then the editor
+            await pilot.press("escape")
+            await settle(pilot)
+        assert reads  # back on the list, the files are read again (it stayed stale after a save)

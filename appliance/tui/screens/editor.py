@@ -344,10 +344,6 @@ class EditorScreen(Screen):
         self.data = roundtrip.load(self.saved, str(self.path))
         self._schedule(0)
         self.app.notify(f"saved {self.path.name} (the previous version is in {store.HISTORY_DIR}/)", timeout=4)
-        try:
-            self.app.get_screen("profiles").action_reload()
-        except Exception:  # noqa: BLE001 - the profiles screen may not exist yet
-            pass
         if self.active is not None and self.active.name == profile.name:
             self._running_changed(profile)
             return

@@ -185,6 +185,8 @@ class ProfilesScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.query_one(TitleBar).show(self.app)
+        if self.entries:  # back from the editor, another screen or the shell (`appliance set`): read the files again
+            self._load()
 
     def refresh_view(self) -> None:
         self.query_one(TitleBar).show(self.app)
