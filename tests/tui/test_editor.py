@@ -206,8 +206,9 @@ async def test_delete_asks_first():
         path = create.new_profile("mine", model="Qwen/Qwen2.5-7B-Instruct-AWQ")
         from appliance.profile import load_profile
 
-        profiles._show_entries([ProfileEntry(path, load_profile(path))], None)
-        await pilot.pause()
+        app.backend.profiles = lambda: [ProfileEntry(path, load_profile(path))] if path.exists() else []
+        profiles.action_reload()
+        await settle(pilot)
         await pilot.press("x")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)

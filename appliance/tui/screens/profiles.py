@@ -141,6 +141,20 @@ def detail(entry, fr, fit_err, active) -> Group:
     return Group(*parts)
 
 
+def _files_signature() -> tuple:
+    """Which profile files there are and when each last changed."""
+    from appliance.profile import available_files
+
+    out = []
+    for f in available_files():
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out.append((str(f), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
 class ProfilesScreen(Screen):
     BINDINGS = [
         Binding("s", "switch", "Switch"),
@@ -155,6 +169,7 @@ class ProfilesScreen(Screen):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.entries: list = []
+        self._signature: tuple = ()  # the profile files as of the last read (_files_signature)
         self.fits: dict[str, tuple] = {}  # name → (FitReport | None, error | None)
         self.active = None
 
@@ -185,7 +200,9 @@ class ProfilesScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.query_one(TitleBar).show(self.app)
-        if self.entries:  # back from the editor, another screen or the shell (`appliance set`): read the files again
+        # back from the editor, a dialog, another screen or a shell (`appliance set`): read the files again if any
+        # changed (a stat of each; the fits of every profile are not worked out again after every dialog)
+        if self.entries and _files_signature() != self._signature:
             self._load()
 
     def refresh_view(self) -> None:
@@ -202,6 +219,7 @@ class ProfilesScreen(Screen):
     @work(thread=True, exclusive=True, group="profiles", exit_on_error=False)
     def _load(self):
         backend = self.app.backend
+        self._signature = _files_signature()
         entries = backend.profiles()
         active = backend.active_profile()
         self.app.call_from_thread(self._show_entries, entries, active)
