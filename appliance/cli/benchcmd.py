@@ -102,3 +102,5 @@ def _show_run(run, args) -> None:
     if run.recommendation:
         print(f"\nrecommendation: {run.recommendation['text']}")
         print("`appliance bench apply` writes it into the profile's power_limit_w")
+    elif len({c.power_limit_w for c in run.cells}) < 2:
+        print("\nno recommendation: one power limit was measured (give two or more with --power 200,250,300)")

@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "\nappliance bench apply [RUN]         write its recommended power limit into "
                                    "the profile\nappliance bench list                saved runs\n\nPower limits are "
                                    "restored afterwards, also on Ctrl-C. Results (JSON, CSV, SVG) live in the "
-                                   "state dir.")
+                                   "state dir. The recommendation needs two or more --power limits: the most "
+                                   "tokens per joule among those that keep 90% of the best per-request speed.")
     p.add_argument("words", nargs="*", metavar="PROFILE | show RUN | apply RUN | list")
     p.add_argument("--concurrency", default="1,2,4,8", metavar="LIST", help="concurrent streams (1,2,4,8)")
     p.add_argument("--power", metavar="LIST", help="power limits in W, e.g. 200,250,300 (default: leave as is)")
