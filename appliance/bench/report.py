@@ -18,32 +18,35 @@ def _f(v, nd=1, unit=""):
 
 
 def table_by_power(run: BenchRun) -> str:
+    """One row per power limit; the columns a decision rests on (tok/J, W) first, so they show on 80 columns."""
     rows = {}
     for c in run.cells:
         rows.setdefault(c.power_limit_w, []).append(c)
-    out = [f"{'Power':>8} {'Cells':>5} {'Avg gen tok/s':>14} {'Best gen tok/s':>15} {'Avg prefill tok/s':>18} "
-           f"{'Avg W':>8} {'tok/J':>7}"]
+    out = [f"{'Power':>8} {'tok/J':>7} {'Avg W':>8} {'Cells':>5} {'Avg gen tok/s':>14} {'Best gen tok/s':>15} "
+           f"{'Avg prefill tok/s':>18}"]
     for p in sorted(rows, key=lambda x: x or 0):
         cs = rows[p]
         gen = [c.gen_tps for c in cs]
         tpj = [c.tokens_per_joule for c in cs if c.tokens_per_joule]
-        out.append(f"{_f(p, 0, ' W'):>8} {len(cs):>5} {_f(statistics.mean(gen)):>14} {_f(max(gen)):>15} "
-                   f"{_f(statistics.mean(c.prompt_tps for c in cs)):>18} "
-                   f"{_f(statistics.mean(c.power_w for c in cs), 0, ' W'):>8} "
-                   f"{_f(statistics.mean(tpj) if tpj else None, 3):>7}")
+        out.append(f"{_f(p, 0, ' W'):>8} {_f(statistics.mean(tpj) if tpj else None, 3):>7} "
+                   f"{_f(statistics.mean(c.power_w for c in cs), 0, ' W'):>8} {len(cs):>5} "
+                   f"{_f(statistics.mean(gen)):>14} {_f(max(gen)):>15} "
+                   f"{_f(statistics.mean(c.prompt_tps for c in cs)):>18}")
     return "\n".join(out)
 
 
 def table_by_concurrency(run: BenchRun) -> str:
-    out = [f"{'Power':>8} {'Conc':>4} {'Reqs':>5} {'Agg gen tok/s':>14} {'Per-req p50/p95 tok/s':>22} "
-           f"{'TTFT p50/p95 ms':>16} {'W':>7} {'tok/J':>7} {'MTP acc':>8}"]
+    """One row per cell; tok/J, W and the speeds first (what the recommendation weighs), then the rest."""
+    out = [f"{'Power':>8} {'Conc':>4} {'tok/J':>7} {'W':>7} {'Agg gen tok/s':>14} {'Per-req p50/p95 tok/s':>22} "
+           f"{'TTFT p50/p95 ms':>16} {'Reqs':>5} {'MTP acc':>8}"]
     for c in sorted(run.cells, key=lambda c: (c.power_limit_w or 0, c.concurrency)):
         per = f"{_f(c.per_request_tps_p50)}/{_f(c.per_request_tps_p95)}"
         ttft = f"{_f(c.ttft_p50_s * 1000 if c.ttft_p50_s else None, 0)}/" \
                f"{_f(c.ttft_p95_s * 1000 if c.ttft_p95_s else None, 0)}"
         acc = _f(c.spec_acceptance * 100 if c.spec_acceptance is not None else None, 0, "%")
-        out.append(f"{_f(c.power_limit_w, 0, ' W'):>8} {c.concurrency:>4} {c.requests_ok:>5} {_f(c.gen_tps):>14} "
-                   f"{per:>22} {ttft:>16} {_f(c.power_w, 0, ' W'):>7} {_f(c.tokens_per_joule, 3):>7} {acc:>8}")
+        out.append(f"{_f(c.power_limit_w, 0, ' W'):>8} {c.concurrency:>4} {_f(c.tokens_per_joule, 3):>7} "
+                   f"{_f(c.power_w, 0, ' W'):>7} {_f(c.gen_tps):>14} {per:>22} {ttft:>16} {c.requests_ok:>5} "
+                   f"{acc:>8}")
     return "\n".join(out)
 
 

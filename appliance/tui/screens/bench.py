@@ -103,8 +103,8 @@ class BenchScreen(Screen):
                       f"{rec['power_limit_w']:.0f} W" if rec else "–", key=run_id)
         if not runs:
             self.query_one("#bench-detail", Static).update(Text(
-                "no bench runs yet: `appliance bench PROFILE --power 200,250,300` sweeps power limits and "
-                "concurrency and records tokens/s and tokens per joule", style="italic"))
+                "no bench runs yet:\n`appliance bench PROFILE --power 200,250,300`\nsweeps power limits and "
+                "concurrency\nand records tokens/s and tokens per joule", style="italic"))  # the pane does not wrap
             return
         t.move_cursor(row=0)
         self._select()
