@@ -219,7 +219,7 @@ class PowerDialog(ModalScreen[float | None]):
 
 HELP = """\
 [b]Screens[/b]
-  [b]d[/b] dashboard   [b]p[/b] profiles   [b]l[/b] logs   [b]t[/b] the last switch   [b]?[/b] this help   [b]q[/b] quit
+  [b]d[/b] dashboard   [b]p[/b] profiles   [b]l[/b] logs   [b]b[/b] bench   [b]t[/b] the last switch   [b]?[/b] this help   [b]q[/b] quit
   [b]ctrl+p[/b] command palette: every action by name (switch to a profile, power, logs …)
 
 [b]Dashboard[/b]
