@@ -288,6 +288,17 @@ async def test_saving_the_running_profile_offers_to_apply_a_power_change_now():
         await pilot.press("y")
         await settle(pilot)
         assert backend.power_calls == [230] and backend.switched_to == []
+        # any other change of the running profile: offered as `appliance apply` (a switch to itself)
+        n = editor.fits_done
+        await retype(pilot, editor, "max_num_seqs", "6")
+        await fitted(pilot, editor, n)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and "apply the changes now" in str(
+            app.screen.query_one("Static").render())
+        await pilot.press("y")
+        await settle(pilot)
+        assert backend.switched_to == ["rtx3090x4-two-tier"]
 
 
 async def test_a_profile_that_does_not_load_opens_with_the_error_at_its_field():

@@ -375,7 +375,7 @@ class EditorScreen(Screen):
 
     def _running_changed(self, profile) -> None:
         """The running profile was saved: a power-only change can be applied now (the dashboard's power
-        control); anything else takes effect at the profile's next start."""
+        control); anything else with `appliance apply` (offered), or at the profile's next start."""
         from appliance.tui.diff import profile_diff
         from appliance.tui.screens.editor_dialogs import ConfirmDialog
 
@@ -388,9 +388,19 @@ class EditorScreen(Screen):
 
             self.app.push_screen(ConfirmDialog(f"{profile.name} is running: apply the power limit {watts} W "
                                                "now?", "Apply (y)"), answer)
-        else:
-            self.app.notify(f"{profile.name} is running: the change takes effect at its next start "
-                            "(switch to another profile and back, or `appliance up`)", timeout=8)
+        else:  # `appliance apply`: the changed engines drain and restart one at a time (Stack.switch → apply)
+            active = self.active
+
+            def apply(yes: bool | None) -> None:
+                if yes:
+                    self.app.start_switch(profile, active)
+                else:
+                    self.app.notify(f"{profile.name}: the change takes effect at its next start, or with "
+                                    f"`appliance apply {profile.name}`", timeout=8)
+
+            self.app.push_screen(ConfirmDialog(f"{profile.name} is running: apply the changes now? The engines "
+                                               "that changed drain and restart one at a time; agents' requests "
+                                               "are held or go to their fallbacks meanwhile.", "Apply (y)"), apply)
         self.active = profile
 
     def unsaved(self, key: str = "Esc") -> bool:
