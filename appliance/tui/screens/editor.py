@@ -22,6 +22,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from appliance.editing import knobs, live, roundtrip, store
 from appliance.errors import ApplianceError
+from appliance.tui.screens import editor_save
 from appliance.tui.widgets.fitview import diff_view, fit_view
 from appliance.tui.widgets.keybar import KeyBar
 from appliance.tui.widgets.titlebar import TitleBar
@@ -332,7 +333,7 @@ class EditorScreen(Screen):
             self.app.notify(r.error.message.splitlines()[0] if r.error else "the profile does not load",
                             title="not saved", severity="error", timeout=8)
             return
-        if self._rebased_on_disk():
+        if editor_save.rebase_on_disk(self):
             return
         try:
             profile = store.save_text(self.path, r.text)
@@ -345,63 +346,9 @@ class EditorScreen(Screen):
         self._schedule(0)
         self.app.notify(f"saved {self.path.name} (the previous version is in {store.HISTORY_DIR}/)", timeout=4)
         if self.active is not None and self.active.name == profile.name:
-            self._running_changed(profile)
+            editor_save.offer_apply(self, profile)
             return
         self.app.ask_switch(profile, r.report, self.active)
-
-    def _rebased_on_disk(self) -> bool:
-        """The file was changed outside the editor since it was opened (by hand, `appliance set`): saving now
-        would put back the old text and lose that. The edits are replayed on the file as it is now instead —
-        they are kept as edits of fields, not as a copy of the file — and the owner checks the new diff and
-        saves again."""
-        try:
-            disk = self.path.read_text(encoding="utf-8")
-        except OSError:
-            return False  # deleted meanwhile: the save writes it again
-        if disk == self.saved:
-            return False
-        self.saved = disk
-        self.data = roundtrip.load(disk, str(self.path))
-        for (eng, knob_id), raw in list(self.edits.items()):
-            try:
-                knobs.apply(knobs.BY_ID[knob_id], self.data, eng, raw)
-            except (ValueError, ApplianceError, KeyError, IndexError):
-                self.edits.pop((eng, knob_id))  # its engine or field is gone from the new file
-        self._reload_widgets()
-        self.app.notify(f"{self.path.name} changed on disk since it was opened: your edits now apply to that "
-                        "version — check the diff, ctrl+s saves", title="not saved yet", severity="warning",
-                        timeout=10)
-        return True
-
-    def _running_changed(self, profile) -> None:
-        """The running profile was saved: a power-only change can be applied now (the dashboard's power
-        control); anything else with `appliance apply` (offered), or at the profile's next start."""
-        from appliance.tui.diff import profile_diff
-        from appliance.tui.screens.editor_dialogs import ConfirmDialog
-
-        changed = {k.split(".")[0] for k, _, _ in profile_diff(self.active, profile)}
-        watts = profile.power_limit_w
-        if changed == {"power_limit_w"} and isinstance(watts, int):
-            def answer(yes: bool | None) -> None:
-                if yes:
-                    self.app.set_power(watts)
-
-            self.app.push_screen(ConfirmDialog(f"{profile.name} is running: apply the power limit {watts} W "
-                                               "now?", "Apply (y)"), answer)
-        else:  # `appliance apply`: the changed engines drain and restart one at a time (Stack.switch → apply)
-            active = self.active
-
-            def apply(yes: bool | None) -> None:
-                if yes:
-                    self.app.start_switch(profile, active)
-                else:
-                    self.app.notify(f"{profile.name}: the change takes effect at its next start, or with "
-                                    f"`appliance apply {profile.name}`", timeout=8)
-
-            self.app.push_screen(ConfirmDialog(f"{profile.name} is running: apply the changes now? The engines "
-                                               "that changed drain and restart one at a time; agents' requests "
-                                               "are held or go to their fallbacks meanwhile.", "Apply (y)"), apply)
-        self.active = profile
 
     def unsaved(self, key: str = "Esc") -> bool:
         """True — and says how to go on — the first time anything tries to leave (Esc here; q, d, p, l, b
