@@ -15,6 +15,7 @@ from .client import TIMEOUT, chat_body
 # ngram drafting proposes what already appeared: a repetitive prompt, and greedy decoding (a random tiny model
 # then falls into loops), give it something to accept
 PROMPT = "one two three four five six seven eight nine ten " * 8
+TOKENS = 480  # per request: long enough that a scrape lands while they run (at 160 a CI run once missed them all)
 
 
 def _scrape(eng, t: float) -> metrics.Scrape:
@@ -27,7 +28,7 @@ def test_sampler_math_on_a_real_engine(shared):
 
     def one() -> None:
         r = httpx.post(eng.url + "/v1/chat/completions", timeout=TIMEOUT,
-                       json=chat_body("local", content=PROMPT, max_tokens=160, ignore_eos=True, temperature=0))
+                       json=chat_body("local", content=PROMPT, max_tokens=TOKENS, ignore_eos=True, temperature=0))
         usage.append(r.json()["usage"]["completion_tokens"] if r.status_code == 200 else -1)
 
     first = prev = _scrape(eng, time.monotonic())
@@ -45,14 +46,14 @@ def test_sampler_math_on_a_real_engine(shared):
     for t in threads:
         t.join(TIMEOUT.read)
     last = _scrape(eng, time.monotonic())
-    assert usage == [160] * 4, usage
+    assert usage == [TOKENS] * 4, usage
 
     assert max(s.running or 0 for s in seen) >= 1, "never saw a running request"
     assert all(s.waiting is not None for s in seen)
     assert max(s.generation_tps or 0 for s in seen) > 0
     assert max(s.kv_usage or 0 for s in seen) > 0, "KV usage stayed 0 while 4 requests ran"
     # the counter the tok/s comes from counts exactly the tokens the clients received
-    assert last.get("vllm:generation_tokens_total") - first.get("vllm:generation_tokens_total") == 4 * 160
+    assert last.get("vllm:generation_tokens_total") - first.get("vllm:generation_tokens_total") == 4 * TOKENS
 
     total = metrics.engine_stats(first, last)
     assert total.ttft_p50_s is not None and 0 < total.ttft_p50_s <= total.ttft_p95_s
