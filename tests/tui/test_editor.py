@@ -47,6 +47,13 @@ async def retype(pilot, editor, knob_id: str, text: str) -> None:
     await pilot.press("ctrl+e", "ctrl+u", *text)
 
 
+async def change(pilot, editor, knob_id: str, text: str) -> None:
+    """Retype a field and wait for the live fit that follows it."""
+    n = editor.fits_done
+    await retype(pilot, editor, knob_id, text)
+    await fitted(pilot, editor, n)
+
+
 def screen_text(app) -> str:
     return "\n".join("".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips())
 
@@ -182,9 +189,7 @@ async def test_edit_a_shipped_profile_makes_a_user_copy_and_delete_only_user_pro
         await settle(pilot)
         editor = app.screen
         await fitted(pilot, editor, 0)
-        n = editor.fits_done
-        await retype(pilot, editor, "max_num_seqs", "5")
-        await fitted(pilot, editor, n)
+        await change(pilot, editor, "max_num_seqs", "5")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert copy.is_file() and copy.read_text().startswith("# Your copy of the shipped profile")
@@ -229,9 +234,7 @@ def _snap_editor(snap_compare, size):
         await settle(pilot)
         editor = pilot.app.screen
         await fitted(pilot, editor, 0)
-        n = editor.fits_done
-        await retype(pilot, editor, "max_model_len", "16384")
-        await fitted(pilot, editor, n)
+        await change(pilot, editor, "max_model_len", "16384")
         from textual.widgets import Input
 
         for field in editor.query(Input):
@@ -278,9 +281,7 @@ async def test_saving_the_running_profile_offers_to_apply_a_power_change_now():
         await settle(pilot)
         editor = app.screen
         await fitted(pilot, editor, 0)
-        n = editor.fits_done
-        await retype(pilot, editor, "power", "230")
-        await fitted(pilot, editor, n)
+        await change(pilot, editor, "power", "230")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog) and "apply the power limit 230 W" in str(
@@ -289,9 +290,7 @@ async def test_saving_the_running_profile_offers_to_apply_a_power_change_now():
         await settle(pilot)
         assert backend.power_calls == [230] and backend.switched_to == []
         # any other change of the running profile: offered as `appliance apply` (a switch to itself)
-        n = editor.fits_done
-        await retype(pilot, editor, "max_num_seqs", "6")
-        await fitted(pilot, editor, n)
+        await change(pilot, editor, "max_num_seqs", "6")
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog) and "apply the changes now" in str(
@@ -347,9 +346,7 @@ async def test_no_key_leaves_unsaved_edits_at_the_first_press():
         await settle(pilot)
         editor = app.screen
         await fitted(pilot, editor, 0)
-        n = editor.fits_done
-        await retype(pilot, editor, "max_num_seqs", "3")
-        await fitted(pilot, editor, n)
+        await change(pilot, editor, "max_num_seqs", "3")
         editor.query_one("#k-kv_cache_dtype").focus()  # a dropdown: these keys reach the app (a text field
         await pilot.pause()                             # would take them as typing)
         for key in ("d", "p", "l", "b", "q"):
@@ -377,9 +374,7 @@ async def test_saving_over_a_file_changed_on_disk_keeps_both_changes():
         await settle(pilot)
         editor = app.screen
         await fitted(pilot, editor, 0)
-        n = editor.fits_done
-        await retype(pilot, editor, "max_num_seqs", "3")
-        await fitted(pilot, editor, n)
+        await change(pilot, editor, "max_num_seqs", "3")
         path = editor.path
         by_hand = path.read_text().replace("engines:", "# MY NOTE: hand-written\nengines:", 1)
         path.write_text(by_hand)
